@@ -1,0 +1,1 @@
+# daemon/local.mk - included by the top-level Makefile.am.

@@ -1,0 +1,1 @@
+# engine/gguf.mk - included by the top-level Makefile.am.

@@ -1,0 +1,114 @@
+/*
+ * ktx.h - the engine's public seam: what ktx-run and ktxd use.
+ *
+ * Load a model (with progress), open sessions (a conversation's tokens and
+ * its latent KV cache), append tokens (prefill, cancellable between chunks),
+ * step the decode of one or many sessions together, sample, free. Nothing
+ * here knows about sockets or databases. Errors follow engine/err.h.
+ *
+ * Threading: one model may be used from one thread at a time (the daemon's
+ * worker); the engine parallelises inside a call with its own pool.
+ */
+#ifndef KTX_ENGINE_KTX_H
+#define KTX_ENGINE_KTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/err.h"
+
+struct ktx_model;
+struct ktx_session;
+struct ktx_sampler;
+struct ktx_tokenizer;
+
+/* Called during loading with fraction in [0,1] and a short phrase. */
+typedef void (*ktx_progress_fn)(void *ctx, double fraction, const char *what);
+/* Polled between prefill chunks and decode steps; true means stop. */
+typedef bool (*ktx_cancel_fn)(void *ctx);
+
+enum ktx_attn_path {
+	KTX_ATTN_ABSORBED = 0, /* decode in latent space (default) */
+	KTX_ATTN_NAIVE = 1,    /* expand K/V from the latent (for checking) */
+};
+
+struct ktx_model_params {
+	const char *path;          /* GGUF file */
+	int n_threads;             /* 0: all online CPUs */
+	uint32_t n_expert_used;    /* 0: the model's own */
+	uint32_t n_ctx;            /* 0: the model's context length, capped at 4096 */
+	enum ktx_attn_path attn;
+	ktx_progress_fn progress;  /* may be NULL */
+	void *progress_ctx;
+};
+
+struct ktx_model_info {
+	const char *arch;          /* "deepseek2" */
+	const char *name;          /* general.name, or the file's base name */
+	uint32_t n_vocab, n_ctx_train, n_ctx, n_layer, n_embd, n_head;
+	uint32_t n_expert, n_expert_used, n_expert_shared, n_dense_lead;
+	uint64_t n_params;
+	uint64_t bytes_ram, bytes_vram;
+	int32_t token_bos, token_eos;
+};
+
+void ktx_model_params_default(struct ktx_model_params *p);
+int ktx_model_load(const struct ktx_model_params *p, struct ktx_model **out, struct ktx_err *err);
+void ktx_model_free(struct ktx_model *m);
+void ktx_model_get_info(const struct ktx_model *m, struct ktx_model_info *info);
+const struct ktx_tokenizer *ktx_model_tokenizer(const struct ktx_model *m);
+/* True when id ends a turn (EOS or the chat template's end marker). */
+bool ktx_model_is_eog(const struct ktx_model *m, int32_t id);
+
+/* A session: token history + latent KV cache, at most n_ctx tokens
+ * (0: the model's n_ctx). */
+int ktx_session_new(struct ktx_model *m, uint32_t n_ctx, struct ktx_session **out, struct ktx_err *err);
+void ktx_session_free(struct ktx_session *s);
+uint32_t ktx_session_n_past(const struct ktx_session *s);
+const int32_t *ktx_session_tokens(const struct ktx_session *s);
+/* Drops everything after the first n tokens (to re-use a shared prefix). */
+int ktx_session_truncate(struct ktx_session *s, uint32_t n, struct ktx_err *err);
+
+/*
+ * Appends n tokens and runs them through the model (prefill, in chunks;
+ * cancel is polled between chunks and may be NULL). Afterwards
+ * ktx_session_logits() holds the next-token logits of the last token.
+ * Past the context length: KTX_ERANGE naming the limit, nothing appended.
+ */
+int ktx_session_append(struct ktx_session *s, const int32_t *tokens, size_t n,
+    ktx_cancel_fn cancel, void *cancel_ctx, struct ktx_err *err);
+/* Like append, but writes the logits of every appended position to
+ * all_logits ([n][n_vocab]) for checking and perplexity. */
+int ktx_session_eval_all(struct ktx_session *s, const int32_t *tokens, size_t n,
+    float *all_logits, struct ktx_err *err);
+const float *ktx_session_logits(const struct ktx_session *s); /* [n_vocab] */
+
+/*
+ * One decode step over several sessions at once: appends tokens[i] to
+ * sessions[i]. Routed experts chosen by several sessions are read once.
+ * A session that fails (context full) gets its own status in status[i];
+ * the others go on. Returns 0 unless the whole step failed.
+ */
+int ktx_decode_step(struct ktx_session **sessions, const int32_t *tokens, size_t n,
+    int *status, struct ktx_err *err);
+
+/* Sampling. temperature 0 means greedy. */
+struct ktx_sampler_params {
+	float temperature;
+	int32_t top_k;          /* 0: off */
+	float top_p;            /* 1: off */
+	float min_p;            /* 0: off */
+	float repeat_penalty;   /* 1: off */
+	int32_t repeat_last_n;  /* tokens of history the penalty looks at */
+	uint64_t seed;
+};
+
+void ktx_sampler_params_default(struct ktx_sampler_params *p);
+struct ktx_sampler *ktx_sampler_new(const struct ktx_sampler_params *p); /* NULL: out of memory */
+void ktx_sampler_free(struct ktx_sampler *s);
+/* Picks the next id from logits[n_vocab]; history is the session's tokens. */
+int32_t ktx_sampler_sample(struct ktx_sampler *s, const float *logits, uint32_t n_vocab,
+    const int32_t *history, size_t n_history);
+
+#endif

@@ -1,0 +1,1 @@
+# engine/model.mk - included by the top-level Makefile.am.

@@ -1,0 +1,1 @@
+# engine/tokenizer.mk - included by the top-level Makefile.am.

@@ -1,0 +1,1 @@
+# proto/local.mk - included by the top-level Makefile.am.

@@ -1,0 +1,1 @@
+# systemd/local.mk - included by the top-level Makefile.am.

@@ -1,0 +1,49 @@
+"""ktxtest - shared helpers for the Python-driven tests (TAP output, paths).
+
+Python tests drive the real ktx programs (ktx-run, ktxd, ktxctl) through the
+command-line contracts the issues fix, and compare with ../shared/oracle.
+"""
+import os
+import subprocess
+import sys
+
+SRCDIR = os.environ.get("KTX_SRCDIR", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILDDIR = os.environ.get("KTX_BUILDDIR", SRCDIR)
+ORACLE = os.environ.get("KTX_ORACLE", os.path.join(SRCDIR, "..", "shared", "oracle"))
+
+
+def program(name):
+    """Path of a built ktx program."""
+    return os.path.join(BUILDDIR, name)
+
+
+class Tap:
+    """Prints TAP lines; done() prints the plan and returns the exit status."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        if not cond:
+            self.failed += 1
+        print(("ok" if cond else "not ok") + " %d - %s" % (self.n, name))
+        if not cond and diag:
+            for line in str(diag).splitlines():
+                print("# " + line)
+        sys.stdout.flush()
+        return cond
+
+    def diag(self, msg):
+        for line in str(msg).splitlines():
+            print("# " + line)
+
+    def done(self):
+        print("1..%d" % self.n)
+        return 1 if self.failed else 0
+
+
+def run(args, **kw):
+    """Runs a command, returns CompletedProcess (bytes unless text=True)."""
+    return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)

@@ -1,0 +1,242 @@
+/*
+ * ktx-run.c - run, inspect and check a model from the command line.
+ *
+ * Only option parsing lives here; each mode is a run_* function in its own
+ * file. The flags are a contract that scripts and tests rely on.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/ktx-run.h"
+
+static const char usage_text[] =
+    "usage: ktx-run --info MODEL\n"
+    "       ktx-run -m MODEL --info\n"
+    "       ktx-run -m MODEL --tokenize FILE [--special]\n"
+    "       ktx-run -m MODEL --dequant TENSOR OUT.f32\n"
+    "       ktx-run -m MODEL --tokens 1,2,3 --logits OUT.f32\n"
+    "       ktx-run -m MODEL --tokens 1,2,3 --greedy N\n"
+    "       ktx-run -m MODEL -p TEXT [--chat] [-n N] [--temp T] [--seed S]\n"
+    "       ktx-run -m MODEL --perplexity FILE\n"
+    "\n"
+    "  -m, --model FILE       the GGUF model\n"
+    "      --info             print architecture, hyper-parameters and tensor types\n"
+    "      --tokenize FILE    print the ids of FILE's content (no BOS), comma-separated\n"
+    "      --special          parse special-token text while tokenizing\n"
+    "      --dequant T OUT    write tensor T dequantized to float32 little-endian\n"
+    "      --tokens LIST      comma-separated token ids to evaluate\n"
+    "      --logits OUT       write float32 logits [n_tokens][n_vocab] of every position\n"
+    "      --greedy N         print N greedily generated ids\n"
+    "  -p, --prompt TEXT      generate text from TEXT, streaming it\n"
+    "      --chat             wrap the prompt in the model's chat template\n"
+    "  -n, --n-predict N      tokens to generate (default 128)\n"
+    "      --temp T           sampling temperature (0 = greedy; default 0.6)\n"
+    "      --top-k K          keep the K most likely tokens (0 = off)\n"
+    "      --top-p P          nucleus sampling (1 = off; default 0.95)\n"
+    "      --min-p P          drop tokens under P times the top probability\n"
+    "      --repeat-penalty R penalise recently generated tokens (1 = off)\n"
+    "      --seed S           random seed (reproducible output)\n"
+    "      --perplexity FILE  perplexity of the model on FILE's text\n"
+    "      --attn PATH        attention path: absorbed (default) or naive\n"
+    "      --experts N        routed experts per token (default: the model's)\n"
+    "      --ctx N            context length\n"
+    "  -t, --threads N        compute threads (default: all CPUs)\n"
+    "  -h, --help             this text\n"
+    "  -V, --version          the version\n"
+    "\n"
+    "Exit status: 0 success, 1 the model, input or run failed, 2 bad usage.\n";
+
+enum {
+	OPT_INFO = 256, OPT_TOKENIZE, OPT_SPECIAL, OPT_DEQUANT, OPT_TOKENS, OPT_LOGITS,
+	OPT_GREEDY, OPT_CHAT, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT,
+	OPT_SEED, OPT_PERPLEXITY, OPT_ATTN, OPT_EXPERTS, OPT_CTX,
+};
+
+static const struct option long_options[] = {
+	{"model", required_argument, NULL, 'm'},
+	{"threads", required_argument, NULL, 't'},
+	{"prompt", required_argument, NULL, 'p'},
+	{"n-predict", required_argument, NULL, 'n'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{"info", no_argument, NULL, OPT_INFO},
+	{"tokenize", required_argument, NULL, OPT_TOKENIZE},
+	{"special", no_argument, NULL, OPT_SPECIAL},
+	{"dequant", required_argument, NULL, OPT_DEQUANT},
+	{"tokens", required_argument, NULL, OPT_TOKENS},
+	{"logits", required_argument, NULL, OPT_LOGITS},
+	{"greedy", required_argument, NULL, OPT_GREEDY},
+	{"chat", no_argument, NULL, OPT_CHAT},
+	{"temp", required_argument, NULL, OPT_TEMP},
+	{"top-k", required_argument, NULL, OPT_TOPK},
+	{"top-p", required_argument, NULL, OPT_TOPP},
+	{"min-p", required_argument, NULL, OPT_MINP},
+	{"repeat-penalty", required_argument, NULL, OPT_REPEAT},
+	{"seed", required_argument, NULL, OPT_SEED},
+	{"perplexity", required_argument, NULL, OPT_PERPLEXITY},
+	{"attn", required_argument, NULL, OPT_ATTN},
+	{"experts", required_argument, NULL, OPT_EXPERTS},
+	{"ctx", required_argument, NULL, OPT_CTX},
+	{NULL, 0, NULL, 0},
+};
+
+static int
+usage_error(const char *fmt, const char *arg)
+{
+	fputs("ktx-run: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputs("\nTry 'ktx-run --help'.\n", stderr);
+	return RUN_EXIT_USAGE;
+}
+
+/* Parses a whole decimal integer in [lo, hi]; false on anything else. */
+static int
+parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return 0;
+	*out = v;
+	return 1;
+}
+
+static int
+parse_float(const char *s, float lo, float hi, float *out)
+{
+	char *end;
+	float v;
+
+	errno = 0;
+	v = strtof(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi))
+		return 0;
+	*out = v;
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct run_opts o = {
+		.n_predict = 128, .temp = 0.6f, .top_p = 0.95f, .min_p = 0.0f,
+		.repeat_penalty = 1.0f, .greedy = -1,
+	};
+	int info = 0, c;
+	long long v;
+
+	while ((c = getopt_long(argc, argv, "m:t:p:n:hV", long_options, NULL)) != -1) {
+		switch (c) {
+		case 'm': o.model = optarg; break;
+		case 't':
+			if (!parse_int(optarg, 1, 4096, &v))
+				return usage_error("bad thread count '%s' (want 1..4096)", optarg);
+			o.threads = (int)v;
+			break;
+		case 'p': o.prompt = optarg; break;
+		case 'n':
+			if (!parse_int(optarg, 0, INT_MAX, &v))
+				return usage_error("bad token count '%s'", optarg);
+			o.n_predict = (int)v;
+			break;
+		case 'h': fputs(usage_text, stdout); return RUN_EXIT_OK;
+		case 'V': puts("ktx-run " PACKAGE_VERSION); return RUN_EXIT_OK;
+		case OPT_INFO: info = 1; break;
+		case OPT_TOKENIZE: o.tokenize_file = optarg; break;
+		case OPT_SPECIAL: o.special = true; break;
+		case OPT_DEQUANT:
+			if (optind >= argc)
+				return usage_error("%s", "--dequant needs TENSOR and OUT.f32");
+			o.dequant_tensor = optarg;
+			o.dequant_out = argv[optind++];
+			break;
+		case OPT_TOKENS: o.tokens = optarg; break;
+		case OPT_LOGITS: o.logits_out = optarg; break;
+		case OPT_GREEDY:
+			if (!parse_int(optarg, 0, INT_MAX, &v))
+				return usage_error("bad --greedy count '%s'", optarg);
+			o.greedy = (int)v;
+			break;
+		case OPT_CHAT: o.chat = true; break;
+		case OPT_TEMP:
+			if (!parse_float(optarg, 0.0f, 100.0f, &o.temp))
+				return usage_error("bad temperature '%s' (want 0..100)", optarg);
+			break;
+		case OPT_TOPK:
+			if (!parse_int(optarg, 0, INT_MAX, &v))
+				return usage_error("bad --top-k '%s'", optarg);
+			o.top_k = (int)v;
+			break;
+		case OPT_TOPP:
+			if (!parse_float(optarg, 0.0f, 1.0f, &o.top_p))
+				return usage_error("bad --top-p '%s' (want 0..1)", optarg);
+			break;
+		case OPT_MINP:
+			if (!parse_float(optarg, 0.0f, 1.0f, &o.min_p))
+				return usage_error("bad --min-p '%s' (want 0..1)", optarg);
+			break;
+		case OPT_REPEAT:
+			if (!parse_float(optarg, 0.0f, 100.0f, &o.repeat_penalty))
+				return usage_error("bad --repeat-penalty '%s'", optarg);
+			break;
+		case OPT_SEED:
+			if (!parse_int(optarg, 0, LLONG_MAX, &v))
+				return usage_error("bad seed '%s'", optarg);
+			o.seed = (uint64_t)v;
+			o.seed_set = true;
+			break;
+		case OPT_PERPLEXITY: o.perplexity_file = optarg; break;
+		case OPT_ATTN:
+			if (strcmp(optarg, "absorbed") != 0 && strcmp(optarg, "naive") != 0)
+				return usage_error("bad --attn '%s' (want absorbed or naive)", optarg);
+			o.attn = optarg;
+			break;
+		case OPT_EXPERTS:
+			if (!parse_int(optarg, 1, 1024, &v))
+				return usage_error("bad --experts '%s'", optarg);
+			o.n_expert_used = (int)v;
+			break;
+		case OPT_CTX:
+			if (!parse_int(optarg, 1, INT_MAX, &v))
+				return usage_error("bad --ctx '%s'", optarg);
+			o.ctx = (int)v;
+			break;
+		default:
+			fputs("Try 'ktx-run --help'.\n", stderr);
+			return RUN_EXIT_USAGE;
+		}
+	}
+	if (info && o.model == NULL && optind < argc)
+		o.model = argv[optind++];
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (o.model == NULL)
+		return usage_error("%s", "no model given (-m MODEL)");
+
+	if (info)
+		return run_info(&o);
+	if (o.tokenize_file)
+		return run_tokenize(&o);
+	if (o.dequant_tensor)
+		return run_dequant(&o);
+	if (o.tokens && o.logits_out)
+		return run_logits(&o);
+	if (o.tokens && o.greedy >= 0)
+		return run_greedy(&o);
+	if (o.tokens)
+		return usage_error("%s", "--tokens needs --logits OUT or --greedy N");
+	if (o.perplexity_file)
+		return run_perplexity(&o);
+	if (o.prompt)
+		return run_generate(&o);
+	return usage_error("%s", "nothing to do: give --info, --tokenize, --dequant, --tokens, -p or --perplexity");
+}

@@ -1,0 +1,1 @@
+# tools/mkmodel.mk - included by the top-level Makefile.am.
