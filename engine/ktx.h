@@ -82,7 +82,8 @@ int ktx_session_append(struct ktx_session *s, const int32_t *tokens, size_t n,
  * all_logits ([n][n_vocab]) for checking and perplexity. */
 int ktx_session_eval_all(struct ktx_session *s, const int32_t *tokens, size_t n,
     float *all_logits, struct ktx_err *err);
-const float *ktx_session_logits(const struct ktx_session *s); /* [n_vocab] */
+/* [n_vocab]; NULL before the first append and after a truncation. */
+const float *ktx_session_logits(const struct ktx_session *s);
 
 /*
  * One decode step over several sessions at once: appends tokens[i] to
@@ -107,7 +108,8 @@ struct ktx_sampler_params {
 void ktx_sampler_params_default(struct ktx_sampler_params *p);
 struct ktx_sampler *ktx_sampler_new(const struct ktx_sampler_params *p); /* NULL: out of memory */
 void ktx_sampler_free(struct ktx_sampler *s);
-/* Picks the next id from logits[n_vocab]; history is the session's tokens. */
+/* Picks the next id from logits[n_vocab]; history is the session's tokens.
+ * -1 when n_vocab is 0, logits is NULL or memory runs out. */
 int32_t ktx_sampler_sample(struct ktx_sampler *s, const float *logits, uint32_t n_vocab,
     const int32_t *history, size_t n_history);
 

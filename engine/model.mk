@@ -1,1 +1,22 @@
-# engine/model.mk - included by the top-level Makefile.am.
+# engine/model.mk - the deepseek2 model: binding, forward pass, sessions,
+# sampling, their reference ops, and ktx-run's generation modes' tests.
+# Included by the top-level Makefile.am.
+libktxengine_a_SOURCES += \
+	engine/model.c engine/model.h \
+	engine/forward.c engine/forward_attn.c engine/forward_moe.c \
+	engine/forward_matmul.c \
+	engine/session.c engine/sampler.c \
+	kernels/ref/ops.c kernels/ref/ops.h
+
+check_PROGRAMS += tests/unit/test_ops tests/unit/test_attention tests/unit/test_sampler \
+	tests/unit/test_session tests/unit/test_model
+TESTS += tests/unit/test_ops tests/unit/test_attention tests/unit/test_sampler \
+	tests/unit/test_session tests/unit/test_model
+tests_unit_test_ops_LDADD = $(ENGINE_LIBS)
+tests_unit_test_attention_LDADD = $(ENGINE_LIBS)
+tests_unit_test_sampler_LDADD = $(ENGINE_LIBS)
+tests_unit_test_session_LDADD = $(ENGINE_LIBS)
+tests_unit_test_model_LDADD = $(ENGINE_LIBS)
+
+TESTS += tests/oracle/test_forward.py
+EXTRA_DIST += tests/oracle/test_forward.py

@@ -1,1 +1,1 @@
-# man/local.mk - included by the top-level Makefile.am.
+# man/local.mk - manual pages; each owner lists its pages in its own fragment.

@@ -1,0 +1,391 @@
+/*
+ * forward_attn.c - multi-head latent attention (MLA) of one block.
+ *
+ * DeepSeek-V3 inference/model.py, class MLA. Per token, the cache keeps the
+ * normalized latent c = norm(W_DKV h) [kv_lora] and the rotated rope key
+ * k_pe [rope], shared by all heads. Head h's keys and values are
+ * k_nope = W_UK[h] c and v = W_UV[h] c. Two ways to attend:
+ *   naive:    expand k_nope and v for every cached position, attend as usual
+ *             (model.py's attn_impl == "naive");
+ *   absorbed: fold W_UK into the query (q_lat = W_UK[h]^T q_nope) and W_UV
+ *             into the output, attending in latent space over c itself
+ *             (attn_impl == "absorb"): nothing per position is expanded.
+ * Both compute the same function; they differ in float rounding only.
+ *
+ * Weight layouts: legacy attn_kv_b is [kv_lora -> n_head*(nope+v)], each
+ * head's nope rows then v rows; newer files split it into attn_k_b (ne
+ * {nope, kv_lora, n_head}: W_UK[h] transposed) and attn_v_b (ne {kv_lora, v,
+ * n_head}: W_UV[h]).
+ */
+#include "engine/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ref/ops.h"
+
+/* Records the first error of a parallel loop. */
+#define KEEP_ERR(rc, rc2, err, e2)                                   \
+	do {                                                         \
+		if ((rc2) != 0) {                                    \
+			_Pragma("omp critical(ktx_attn_err)")        \
+			{                                            \
+				if ((rc) == 0) {                     \
+					(rc) = (rc2);                \
+					if ((err) != NULL)           \
+						*(err) = (e2);       \
+				}                                    \
+			}                                            \
+		}                                                    \
+	} while (0)
+
+/* Where head h's W_UK lives, and whether its rows run over nope (kv_b) or
+ * over kv_lora (k_b). */
+static void
+uk_of(const struct ktx_model *m, const struct ktx_layer *L, uint32_t h, const struct ktx_wt **w,
+    int64_t *i2, int64_t *row0, bool *rows_nope)
+{
+	const struct ktx_hparams *hp = &m->hp;
+
+	if (hp->mla_layout) {
+		*w = &L->k_b;
+		*i2 = h;
+		*row0 = 0;
+		*rows_nope = false;
+	} else {
+		*w = &L->kv_b;
+		*i2 = 0;
+		*row0 = (int64_t)h * (hp->qk_nope + hp->v_head);
+		*rows_nope = true;
+	}
+}
+
+/* Where head h's W_UV lives: v_head rows of kv_lora either way. */
+static void
+uv_of(const struct ktx_model *m, const struct ktx_layer *L, uint32_t h, const struct ktx_wt **w,
+    int64_t *i2, int64_t *row0)
+{
+	const struct ktx_hparams *hp = &m->hp;
+
+	if (hp->mla_layout) {
+		*w = &L->v_b;
+		*i2 = h;
+		*row0 = 0;
+	} else {
+		*w = &L->kv_b;
+		*i2 = 0;
+		*row0 = (int64_t)h * (hp->qk_nope + hp->v_head) + hp->qk_nope;
+	}
+}
+
+/*
+ * Head h's W_UK applied to n vectors: forward (latent [kv_lora] -> k_nope
+ * [nope]) or transposed (q_nope [nope] -> q_lat [kv_lora]). Scratch: a row
+ * buffer of max(nope, kv_lora) floats, n * max(...) doubles.
+ */
+static int
+uk_apply(const struct ktx_model *m, const struct ktx_layer *L, uint32_t h, bool transposed,
+    const float *x, size_t xs, size_t n, float *y, size_t ys, float *rowbuf, double *acc,
+    struct ktx_err *err)
+{
+	const struct ktx_hparams *hp = &m->hp;
+	const struct ktx_wt *w;
+	int64_t i2, row0, nrows;
+	bool rows_nope;
+
+	uk_of(m, L, h, &w, &i2, &row0, &rows_nope);
+	nrows = rows_nope ? hp->qk_nope : hp->kv_lora;
+	/* A row-wise product when the rows run over the outputs. */
+	if (rows_nope != transposed)
+		return fwd_matmul_rows(w, i2, row0, nrows, x, xs, n, y, ys, rowbuf, err);
+	return fwd_matmul_t_rows(w, i2, row0, nrows, x, xs, n, y, ys, rowbuf, acc, err);
+}
+
+/* Head h's W_UV applied to n latent vectors [kv_lora] -> [v_head]. */
+static int
+uv_apply(const struct ktx_model *m, const struct ktx_layer *L, uint32_t h, const float *x,
+    size_t xs, size_t n, float *y, size_t ys, float *rowbuf, struct ktx_err *err)
+{
+	const struct ktx_wt *w;
+	int64_t i2, row0;
+
+	uv_of(m, L, h, &w, &i2, &row0);
+	return fwd_matmul_rows(w, i2, row0, m->hp.v_head, x, xs, n, y, ys, rowbuf, err);
+}
+
+/* Scratch sizes for uk_apply over up to n vectors. */
+static size_t
+uk_width(const struct ktx_hparams *hp)
+{
+	return hp->qk_nope > hp->kv_lora ? hp->qk_nope : hp->kv_lora;
+}
+
+/* ---- absorbed: attention in latent space --------------------------------- */
+
+/*
+ * q[n][n_head][nope+rope] (rope part rotated) -> o[n][n_head][v].
+ * model.py MLA.forward, attn_impl == "absorb": q_nope is multiplied by
+ * wkv_b's K part, scores are q_lat . c + q_pe . k_pe, the output is the
+ * softmax-weighted c multiplied by wkv_b's V part.
+ */
+static int
+attend_absorbed(struct ktx_model *m, const struct ktx_layer *L, uint32_t il,
+    const struct ktx_fwd_item *items, size_t n, const float *q, float *o, struct ktx_err *err)
+{
+	const struct ktx_hparams *hp = &m->hp;
+	size_t dq = hp->qk_nope + hp->qk_rope, nq = hp->n_head * dq, kl = hp->kv_lora;
+	size_t task, ntask = n * hp->n_head;
+	float *q_lat, *o_lat;
+	double avg_np = (items[0].pos + items[n - 1].pos) / 2.0 + 1;
+	int64_t h;
+	int rc = 0, nt_uk, nt_att, nt_uv;
+
+	nt_uk = ktx_par_threads(m, (double)ntask * hp->qk_nope * kl);
+	nt_att = ktx_par_threads(m, (double)ntask * avg_np * (kl + hp->qk_rope) * 2);
+	nt_uv = ktx_par_threads(m, (double)ntask * hp->v_head * kl);
+	q_lat = malloc(ntask * kl * sizeof(float));
+	o_lat = malloc(ntask * kl * sizeof(float));
+	if (q_lat == NULL || o_lat == NULL) {
+		rc = ktx_err_set(err, KTX_ENOMEM,
+		    "out of memory for latent attention of %zu tokens", n);
+		goto out;
+	}
+	/* q_lat[t][h] = W_UK[h]^T q_nope[t][h], all tokens per head. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt_uk)
+	for (h = 0; h < (int64_t)hp->n_head; h++) {
+		float *rowbuf = malloc(uk_width(hp) * sizeof(float));
+		double *acc = malloc(n * uk_width(hp) * sizeof(double));
+		struct ktx_err e2;
+		int rc2;
+
+		if (rowbuf == NULL || acc == NULL)
+			rc2 = ktx_err_set(&e2, KTX_ENOMEM, "out of memory in attention");
+		else
+			rc2 = uk_apply(m, L, (uint32_t)h, true, q + h * dq, nq, n,
+			    q_lat + h * kl, hp->n_head * kl, rowbuf, acc, &e2);
+		KEEP_ERR(rc, rc2, err, e2);
+		free(rowbuf);
+		free(acc);
+	}
+	if (rc != 0)
+		goto out;
+	/* Softmax over the positions up to each token's own, per head. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt_att)
+	for (task = 0; task < ntask; task++) {
+		const struct ktx_fwd_item *it = &items[task / hp->n_head];
+		size_t hh = task % hp->n_head, np = (size_t)it->pos + 1, j, c;
+		const float *ql = q_lat + task * kl;
+		const float *qpe = q + (task / hp->n_head) * nq + hh * dq + hp->qk_nope;
+		double *sc = malloc(np * sizeof(double)), *acc = malloc(kl * sizeof(double));
+		struct ktx_err e2;
+		int rc2 = 0;
+
+		if (sc == NULL || acc == NULL) {
+			rc2 = ktx_err_set(&e2, KTX_ENOMEM, "out of memory for %zu attention scores",
+			    np);
+		} else {
+			for (j = 0; j < np; j++) {
+				const float *kv = ktx_kv_row(it->s, il, (uint32_t)j);
+
+				sc[j] = (ktx_ref_dot(ql, kv, kl) + ktx_ref_dot(qpe, kv + kl,
+				    hp->qk_rope)) *
+				    m->kq_scale;
+			}
+			ktx_ref_softmax_d(sc, np);
+			memset(acc, 0, kl * sizeof(double));
+			for (j = 0; j < np; j++)
+				ktx_ref_axpy(acc, sc[j], ktx_kv_row(it->s, il, (uint32_t)j), kl);
+			for (c = 0; c < kl; c++)
+				o_lat[task * kl + c] = (float)acc[c];
+		}
+		KEEP_ERR(rc, rc2, err, e2);
+		free(sc);
+		free(acc);
+	}
+	if (rc != 0)
+		goto out;
+	/* o[t][h] = W_UV[h] o_lat[t][h]. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt_uv)
+	for (h = 0; h < (int64_t)hp->n_head; h++) {
+		float *rowbuf = malloc(kl * sizeof(float));
+		struct ktx_err e2;
+		int rc2;
+
+		if (rowbuf == NULL)
+			rc2 = ktx_err_set(&e2, KTX_ENOMEM, "out of memory in attention");
+		else
+			rc2 = uv_apply(m, L, (uint32_t)h, o_lat + h * kl, hp->n_head * kl, n,
+			    o + h * hp->v_head, (size_t)hp->n_head * hp->v_head, rowbuf, &e2);
+		KEEP_ERR(rc, rc2, err, e2);
+		free(rowbuf);
+	}
+out:
+	free(q_lat);
+	free(o_lat);
+	return rc;
+}
+
+/* ---- naive: expanded keys and values ------------------------------------- */
+
+/*
+ * The items [first, first + cnt) of one session: expand k_nope and v for
+ * all its positions up to the last item's, then attend per head.
+ * model.py MLA.forward, attn_impl == "naive".
+ */
+static int
+attend_naive_session(struct ktx_model *m, const struct ktx_layer *L, uint32_t il,
+    const struct ktx_fwd_item *items, size_t cnt, const float *q, float *o, struct ktx_err *err)
+{
+	const struct ktx_hparams *hp = &m->hp;
+	const struct ktx_session *s = items[0].s;
+	size_t dq = hp->qk_nope + hp->qk_rope, nq = hp->n_head * dq;
+	size_t np = (size_t)items[cnt - 1].pos + 1, kl = hp->kv_lora;
+	size_t nk = (size_t)hp->n_head * hp->qk_nope, nv = (size_t)hp->n_head * hp->v_head;
+	size_t stride = (size_t)hp->n_layer * ktx_kv_width(hp), task, ntask = cnt * hp->n_head;
+	const float *lat = ktx_kv_row(s, il, 0);
+	double avg_np = (items[0].pos + items[cnt - 1].pos) / 2.0 + 1;
+	int nt_exp = ktx_par_threads(m, (double)np * (nk + nv) * kl);
+	int nt_att = ktx_par_threads(m, (double)ntask * avg_np * (dq + hp->v_head));
+	float *k, *v;
+	int64_t h;
+	int rc = 0;
+
+	k = malloc(np * nk * sizeof(float));
+	v = malloc(np * nv * sizeof(float));
+	if (k == NULL || v == NULL) {
+		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory expanding keys of %zu positions",
+		    np);
+		goto out;
+	}
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt_exp)
+	for (h = 0; h < (int64_t)hp->n_head; h++) {
+		float *rowbuf = malloc(uk_width(hp) * sizeof(float));
+		double *acc = malloc(np * uk_width(hp) * sizeof(double));
+		struct ktx_err e2;
+		int rc2;
+
+		if (rowbuf == NULL || acc == NULL)
+			rc2 = ktx_err_set(&e2, KTX_ENOMEM, "out of memory in attention");
+		else if ((rc2 = uk_apply(m, L, (uint32_t)h, false, lat, stride, np,
+		    k + h * hp->qk_nope, nk, rowbuf, acc, &e2)) == 0)
+			rc2 = uv_apply(m, L, (uint32_t)h, lat, stride, np, v + h * hp->v_head, nv,
+			    rowbuf, &e2);
+		KEEP_ERR(rc, rc2, err, e2);
+		free(rowbuf);
+		free(acc);
+	}
+	if (rc != 0)
+		goto out;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt_att)
+	for (task = 0; task < ntask; task++) {
+		size_t t = task / hp->n_head, hh = task % hp->n_head, j, c;
+		size_t npt = (size_t)items[t].pos + 1;
+		const float *qt = q + t * nq + hh * dq;
+		double *sc = malloc(npt * sizeof(double)),
+		    *acc = malloc(hp->v_head * sizeof(double));
+		struct ktx_err e2;
+		int rc2 = 0;
+
+		if (sc == NULL || acc == NULL) {
+			rc2 = ktx_err_set(&e2, KTX_ENOMEM, "out of memory for %zu attention scores",
+			    npt);
+		} else {
+			for (j = 0; j < npt; j++)
+				sc[j] = (ktx_ref_dot(qt, k + j * nk + hh * hp->qk_nope,
+				    hp->qk_nope) +
+				    ktx_ref_dot(qt + hp->qk_nope, lat + j * stride + kl,
+				    hp->qk_rope)) *
+				    m->kq_scale;
+			ktx_ref_softmax_d(sc, npt);
+			memset(acc, 0, hp->v_head * sizeof(double));
+			for (j = 0; j < npt; j++)
+				ktx_ref_axpy(acc, sc[j], v + j * nv + hh * hp->v_head, hp->v_head);
+			for (c = 0; c < hp->v_head; c++)
+				o[t * nv + hh * hp->v_head + c] = (float)acc[c];
+		}
+		KEEP_ERR(rc, rc2, err, e2);
+		free(sc);
+		free(acc);
+	}
+out:
+	free(k);
+	free(v);
+	return rc;
+}
+
+/* ---- the block ----------------------------------------------------------- */
+
+int
+fwd_attention(struct ktx_model *m, uint32_t il, const struct ktx_fwd_item *items, size_t n,
+    const float *h, float *out, struct ktx_err *err)
+{
+	const struct ktx_hparams *hp = &m->hp;
+	const struct ktx_layer *L = &m->layers[il];
+	size_t e = hp->n_embd, dq = hp->qk_nope + hp->qk_rope, nq = hp->n_head * dq;
+	size_t kvw = ktx_kv_width(hp), nv = (size_t)hp->n_head * hp->v_head, t, first, u;
+	float *q = NULL, *qa = NULL, *kva = NULL, *o = NULL;
+	uint32_t hh;
+	int rc;
+
+	q = malloc(n * nq * sizeof(float));
+	kva = malloc(n * kvw * sizeof(float));
+	o = malloc(n * nv * sizeof(float));
+	if (hp->q_lora > 0)
+		qa = malloc(n * hp->q_lora * sizeof(float));
+	if (q == NULL || kva == NULL || o == NULL || (hp->q_lora > 0 && qa == NULL)) {
+		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for attention of %zu tokens", n);
+		goto out;
+	}
+	/* Query: low-rank q_b(norm(q_a h)) (V3), or plain attn_q h (V2-Lite). */
+	/* [n_embd -> q_lora], [q_lora -> n_head*(nope+rope)] */
+	if (hp->q_lora > 0) {
+		if ((rc = fwd_matmul(m, &L->q_a, 0, 0, hp->q_lora, h, e, n, qa, hp->q_lora,
+			err)) != 0)
+			goto out;
+		for (t = 0; t < n; t++)
+			ktx_ref_rmsnorm(qa + t * hp->q_lora, qa + t * hp->q_lora, L->q_a_norm,
+			    hp->q_lora, hp->rms_eps);
+		rc = fwd_matmul(m, &L->q_b, 0, 0, (int64_t)nq, qa, hp->q_lora, n, q, nq, err);
+	} else {
+		rc = fwd_matmul(m, &L->q, 0, 0, (int64_t)nq, h, e, n, q, nq, err);
+	}
+	if (rc != 0)
+		goto out;
+	/* Keys: the latent and the shared rope key, into the cache. */
+	/* [n_embd -> kv_lora + rope] */
+	if ((rc = fwd_matmul(m, &L->kv_a, 0, 0, (int64_t)kvw, h, e, n, kva, kvw, err)) != 0)
+		goto out;
+	for (t = 0; t < n; t++) {
+		float *row = ktx_kv_row(items[t].s, il, items[t].pos);
+
+		ktx_ref_rmsnorm(row, kva + t * kvw, L->kv_a_norm, hp->kv_lora, hp->rms_eps);
+		memcpy(row + hp->kv_lora, kva + t * kvw + hp->kv_lora, hp->qk_rope * sizeof(float));
+		ktx_ref_rope(row + hp->kv_lora, hp->qk_rope, m->rope_freq, items[t].pos);
+		for (hh = 0; hh < hp->n_head; hh++)
+			ktx_ref_rope(q + t * nq + hh * dq + hp->qk_nope, hp->qk_rope, m->rope_freq,
+			    items[t].pos);
+	}
+	if (m->attn == KTX_ATTN_ABSORBED) {
+		rc = attend_absorbed(m, L, il, items, n, q, o, err);
+	} else {
+		/* One expansion per session: its items are consecutive. */
+		for (first = 0, rc = 0; first < n && rc == 0; first = u) {
+			for (u = first + 1; u < n && items[u].s == items[first].s; u++)
+				;
+			rc = attend_naive_session(m, L, il, items + first, u - first,
+			    q + first * nq,
+			    o + first * nv, err);
+		}
+	}
+	if (rc != 0)
+		goto out;
+	/* [n_head*v -> n_embd] */
+	rc = fwd_matmul(m, &L->attn_out, 0, 0, (int64_t)e, o, nv, n, out, e, err);
+out:
+	free(q);
+	free(qa);
+	free(kva);
+	free(o);
+	return rc;
+}
