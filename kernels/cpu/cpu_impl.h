@@ -1,0 +1,36 @@
+/*
+ * cpu_impl.h - what the ISA files of kernels/cpu/ share with cpu.c: the
+ * table of kernels one level provides, and each level's fill function.
+ */
+#ifndef KTX_KERNELS_CPU_CPU_IMPL_H
+#define KTX_KERNELS_CPU_CPU_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/qtypes.h"
+
+typedef float (*cpu_dot_fn)(int64_t n, const void *w, const void *x);
+typedef void (*cpu_quant_fn)(const float *x, void *dst, int64_t n);
+/* One weight row times nx <= CPU_DOTN_MAX activation rows (x_stride bytes
+ * apart) into out[0..nx-1], unpacking each weight block once; out[t] must
+ * be bit-identical to dot(n, w, x + t * x_stride). */
+typedef void (*cpu_dotn_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx,
+    float *out);
+
+#define CPU_DOTN_MAX 4
+
+struct cpu_kernels {
+	cpu_dot_fn dot[KTX_TYPE_COUNT_];
+	cpu_dotn_fn dotn[KTX_TYPE_COUNT_];      /* NULL: dot per activation row */
+	signed char dot_level[KTX_TYPE_COUNT_]; /* level that provides dot[t] */
+	cpu_quant_fn quant_q8_K;
+	cpu_quant_fn quant_q8_0;
+};
+
+/* Each fill function overwrites the entries its level implements and
+ * leaves the rest (inherited from the level below) alone. */
+void cpu_fill_avx2(struct cpu_kernels *k);
+void cpu_fill_avx512(struct cpu_kernels *k);
+
+#endif

@@ -1,0 +1,487 @@
+/*
+ * test_cpu_dot.c - every kernel of kernels/cpu against its reference twin
+ * in kernels/ref/dot_ref.c, at every CPU level this machine runs (forced in
+ * turn with ktx_cpu_set_level, as KTX_CPU would), and the twins themselves
+ * against dequantize-then-multiply.
+ *
+ * Error bound, per type, for fast vs reference: both compute the same exact
+ * integer sum per block (sub-block or lane partial sums of products of
+ * integers that cannot overflow), then combine the block's float scales
+ * and add up the blocks in different orders. Each order is a sum of at
+ * most 2 nb + 16 rounded float operations per term (nb blocks, the scale
+ * products, a tree of lane sums), so by the standard summation bound
+ * |fast - ref| <= (2 nb + 16) u S + ops 2^-149, where u = 2^-24 and S is
+ * the sum of the magnitudes of every term (for the asymmetric K-quants the
+ * scale part and the min part counted separately; measured by dequantizing
+ * each part alone), and the last term covers rounding in the denormal
+ * range. For float weights nb is n (one term per element). The measured
+ * worst case is printed as a diagnostic; it sits far below the bound.
+ *
+ * Reference vs dequantize-then-multiply: the same bound (the dequantized
+ * values are the same products, rounded per element). Reference vs float
+ * activations: |ref - sum w x| <= sum |w| |x - dq(q(x))| + the same
+ * rounding term - the twin adds no error beyond the activations' rounding.
+ */
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/quant.h"
+#include "kernels/cpu/cpu.h"
+#include "kernels/qtypes.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/ref/dot_ref.h"
+#include "kernels/ref/fp16.h"
+#include "kernels/ref/quant_ref.h"
+#include "tests/tap.h"
+
+#define MAX_N (28 * QK_K) /* 7168, DeepSeek-V3's hidden width */
+
+static const uint32_t types[] = { KTX_TYPE_Q2_K, KTX_TYPE_Q3_K, KTX_TYPE_Q4_K, KTX_TYPE_Q5_K,
+	KTX_TYPE_Q6_K, KTX_TYPE_Q8_0, KTX_TYPE_Q4_0, KTX_TYPE_Q5_0, KTX_TYPE_IQ4_NL,
+	KTX_TYPE_IQ1_S, KTX_TYPE_IQ1_M, KTX_TYPE_IQ2_XXS, KTX_TYPE_IQ2_XS, KTX_TYPE_IQ3_XXS,
+	KTX_TYPE_IQ4_XS, KTX_TYPE_F32, KTX_TYPE_F16, KTX_TYPE_BF16 };
+#define NTYPES (sizeof(types) / sizeof(types[0]))
+
+/* Scale regimes for weights and activations. */
+enum regime { R_NORMAL, R_HUGE, R_TINY, R_DENORMAL, R_COUNT };
+static const char *const regime_names[R_COUNT] = { "normal", "huge", "tiny", "denormal" };
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint32_t
+rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng >> 16);
+}
+
+static float
+uniform(void)
+{
+	return (float)(rnd() & 0xffffff) / 16777216.0f;
+}
+
+static float
+gauss(void)
+{
+	float u = uniform() + 1e-7f, v = uniform();
+
+	return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+
+/* An fp16 super-scale for a regime: ~1e-2, the largest finite values, the
+ * smallest normals, or subnormals. */
+static uint16_t
+scale16(enum regime r)
+{
+	switch (r) {
+	case R_HUGE:
+		return (uint16_t)(0x7800 | (rnd() & 0x3ff));
+	case R_TINY:
+		return (uint16_t)(0x0400 | (rnd() & 0x3ff));
+	case R_DENORMAL:
+		return (uint16_t)(1 + (rnd() & 0x3fe));
+	default:
+		return ktx_fp32_to_fp16(0.01f * (0.5f + uniform()));
+	}
+}
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+/* Random bytes for a row of wtype, then valid scales: every other byte
+ * pattern is a valid block (indices are in range by their bit width). The
+ * float types get finite values of the regime's magnitude. */
+static void
+random_row(uint32_t t, uint8_t *row, int64_t n, enum regime r)
+{
+	size_t bytes = (size_t)ktx_type_row_bytes(t, n);
+	const struct ktx_type_traits *tr = ktx_type_traits(t);
+	size_t bb = tr->block_bytes;
+
+	for (size_t i = 0; i < bytes; i++)
+		row[i] = (uint8_t)rnd();
+	for (int64_t i = 0; i < n / tr->block_elems; i++) {
+		uint8_t *b = row + (size_t)i * bb;
+		float f = (r == R_HUGE ? 1e4f : r == R_TINY ? 1e-30f : r == R_DENORMAL ? 1e-41f : 1.0f) *
+		    gauss();
+
+		switch (t) {
+		case KTX_TYPE_F32:
+			memcpy(b, &f, sizeof(f));
+			break;
+		case KTX_TYPE_F16:
+			put16(b, r == R_DENORMAL ? (uint16_t)(rnd() & 0x83ff) :
+			    ktx_fp32_to_fp16(r == R_HUGE ? f : r == R_TINY ? 1e-3f * f : f));
+			break;
+		case KTX_TYPE_BF16:
+			put16(b, ktx_fp32_to_bf16(f));
+			break;
+		case KTX_TYPE_Q2_K:
+			put16(b + offsetof(struct block_q2_K, d), scale16(r));
+			put16(b + offsetof(struct block_q2_K, dmin), scale16(r));
+			break;
+		case KTX_TYPE_Q3_K:
+			put16(b + offsetof(struct block_q3_K, d), scale16(r));
+			break;
+		case KTX_TYPE_Q6_K:
+			put16(b + offsetof(struct block_q6_K, d), scale16(r));
+			break;
+		case KTX_TYPE_Q4_K:
+		case KTX_TYPE_Q5_K:
+			put16(b, scale16(r));
+			put16(b + 2, scale16(r));
+			break;
+		case KTX_TYPE_IQ1_M: {
+			uint16_t d = scale16(r);
+
+			for (int k = 0; k < 4; k++)
+				b[offsetof(struct block_iq1_m, scales) + 2 * k + 1] =
+				    (uint8_t)((b[offsetof(struct block_iq1_m, scales) + 2 * k + 1] & 0x0f) |
+				    ((d >> (4 * k)) & 0x0f) << 4);
+			break;
+		}
+		default: /* every other type starts with its fp16 scale */
+			put16(b, scale16(r));
+			break;
+		}
+	}
+}
+
+/* Random activations of a regime, with ties and zeros mixed in. "Huge"
+ * is 1e20, but 1e4 for Q8_0, whose fp16 scale holds at most 65504 * 127. */
+static void
+random_act(float *x, int64_t n, enum regime r, int dt)
+{
+	float huge = dt == KTX_TYPE_Q8_0 ? 1e4f : 1e20f;
+	float s = r == R_HUGE ? huge : r == R_TINY ? 1e-30f : r == R_DENORMAL ? 1e-39f : 1.0f;
+
+	for (int64_t i = 0; i < n; i++) {
+		uint32_t k = rnd() % 16;
+
+		x[i] = k == 0 ? 0.0f : k == 1 ? s * (float)((int)(rnd() % 255) - 127) * 0.5f :
+		    s * gauss();
+	}
+}
+
+/* The bound described at the top: (2 nb + 16) u S + ops 2^-149. */
+static double
+sum_bound(int64_t nb, double S)
+{
+	return (2.0 * (double)nb + 16.0) * 0x1p-24 * S + (4.0 * (double)nb + 64.0) * 0x1p-149;
+}
+
+/* S: the sum of |term| over elements; the asymmetric K-quants are split
+ * into their scale part (mins zeroed) and min part (scales zeroed). */
+static double
+magnitude(uint32_t t, const uint8_t *row, int64_t n, const float *xdq, float *tmp,
+    uint8_t *copy)
+{
+	size_t bytes = (size_t)ktx_type_row_bytes(t, n);
+	size_t dofs = 0, mofs = 0, bb = ktx_type_traits(t)->block_bytes;
+	double S = 0;
+
+	if (t == KTX_TYPE_Q2_K) {
+		dofs = offsetof(struct block_q2_K, d);
+		mofs = offsetof(struct block_q2_K, dmin);
+	} else if (t == KTX_TYPE_Q4_K || t == KTX_TYPE_Q5_K) {
+		dofs = 0;
+		mofs = 2;
+	} else {
+		ktx_dequantize(t, row, tmp, n, NULL);
+		for (int64_t i = 0; i < n; i++)
+			S += fabs((double)tmp[i] * xdq[i]);
+		return S;
+	}
+	for (int part = 0; part < 2; part++) {
+		memcpy(copy, row, bytes);
+		for (size_t b = 0; b < bytes / bb; b++)
+			put16(copy + b * bb + (part ? dofs : mofs), 0);
+		ktx_dequantize(t, copy, tmp, n, NULL);
+		for (int64_t i = 0; i < n; i++)
+			S += fabs((double)tmp[i] * xdq[i]);
+	}
+	return S;
+}
+
+struct bufs {
+	uint8_t *w, *copy, *xq;
+	float *x, *xdq, *wdq;
+};
+
+/* The dequantized activation row (float32 rows are themselves). */
+static void
+dequant_act(int dt, const void *xq, float *xdq, int64_t n)
+{
+	if (dt == KTX_TYPE_F32)
+		memcpy(xdq, xq, (size_t)n * sizeof(float));
+	else
+		ktx_dequantize((uint32_t)dt, xq, xdq, n, NULL);
+}
+
+/* Fast vs reference for type t at the current level over regimes and
+ * lengths; returns the worst error as a fraction of its bound. */
+static void
+check_type(uint32_t t, struct bufs *B)
+{
+	static const int64_t lens_k[] = { QK_K, 3 * QK_K, MAX_N };
+	static const int64_t lens_l[] = { 32, 96, 224, MAX_N };
+	static const int64_t lens_f[] = { 1, 7, 33, 1003, MAX_N - 5 };
+	int dt = ktx_cpu_dot_type(t);
+	const int64_t *lens = dt == KTX_TYPE_Q8_K ? lens_k : dt == KTX_TYPE_Q8_0 ? lens_l : lens_f;
+	int nlens = dt == KTX_TYPE_Q8_K ? 3 : dt == KTX_TYPE_Q8_0 ? 4 : 5;
+	ref_dot_fn ref = ref_dot_fn_for(t);
+	double worst = 0, worst_deq = 0, worst_act = 0;
+	int bad = 0, bad_deq = 0, bad_act = 0, rc_bad = 0;
+
+	for (int li = 0; li < nlens; li++) {
+		int64_t n = lens[li];
+		int64_t nb = dt == KTX_TYPE_F32 ? n : n / (dt == KTX_TYPE_Q8_K ? QK_K : 32);
+
+		for (int rw = 0; rw < R_COUNT; rw++) {
+			for (int rx = 0; rx < R_COUNT; rx++) {
+				float fast, r;
+				double S, e, sum = 0, sum_act = 0, act_err = 0;
+
+				/* huge weights with huge activations would overflow */
+				if (rw == R_HUGE && rx == R_HUGE)
+					continue;
+				random_row(t, B->w, n, (enum regime)rw);
+				random_act(B->x, n, (enum regime)rx, dt);
+				if (ktx_cpu_quantize_row((uint32_t)dt, B->x, B->xq, n) != 0 ||
+				    ktx_cpu_dot(t, n, B->w, B->xq, &fast) != 0) {
+					rc_bad++;
+					continue;
+				}
+				r = ref(n, B->w, B->xq);
+				dequant_act(dt, B->xq, B->xdq, n);
+				S = magnitude(t, B->w, n, B->xdq, B->wdq, B->copy);
+				e = fabs((double)fast - r) / sum_bound(nb, S);
+				if (!(e <= 1.0)) {
+					if (bad++ < 3)
+						tap_diag("%s n=%lld w:%s x:%s fast %.9g ref %.9g S %g",
+						    ktx_type_name(t), (long long)n, regime_names[rw],
+						    regime_names[rx], fast, r, S);
+				} else if (e > worst) {
+					worst = e;
+				}
+				/* the twin against dequantize-then-multiply */
+				ktx_dequantize(t, B->w, B->wdq, n, NULL);
+				for (int64_t i = 0; i < n; i++) {
+					sum += (double)B->wdq[i] * B->xdq[i];
+					sum_act += (double)B->wdq[i] * B->x[i];
+					act_err += fabs((double)B->wdq[i]) * fabs((double)B->x[i] - B->xdq[i]);
+				}
+				e = fabs(r - sum) / sum_bound(nb, S);
+				if (!(e <= 1.0)) {
+					if (bad_deq++ < 3)
+						tap_diag("%s n=%lld w:%s x:%s ref %.9g deq %.9g",
+						    ktx_type_name(t), (long long)n, regime_names[rw],
+						    regime_names[rx], r, sum);
+				} else if (e > worst_deq) {
+					worst_deq = e;
+				}
+				e = fabs(r - sum_act) / (act_err * (1 + 0x1p-20) + sum_bound(nb, S));
+				if (!(e <= 1.0))
+					bad_act++;
+				else if (e > worst_act)
+					worst_act = e;
+			}
+		}
+	}
+	tap_ok(rc_bad == 0 && bad == 0, "%s: %s kernel (%s) within bound of its reference twin",
+	    ktx_cpu_level_name(ktx_cpu_level()), ktx_type_name(t),
+	    ktx_cpu_level_name(ktx_cpu_kernel_level(t)));
+	tap_diag("  worst error / bound: fast %.2g, ref-vs-dequant %.2g, ref-vs-float-act %.2g",
+	    worst, worst_deq, worst_act);
+	if (ktx_cpu_level() == KTX_CPU_GENERIC) {
+		tap_ok(bad_deq == 0, "%s reference twin = dequantize then multiply, within bound",
+		    ktx_type_name(t));
+		tap_ok(bad_act == 0, "%s reference twin error <= activation rounding error",
+		    ktx_type_name(t));
+	}
+}
+
+/* The activation quantizers at this level against kernels/ref, byte for
+ * byte, on every regime plus exact ties. */
+static void
+check_quantizers(struct bufs *B)
+{
+	static uint8_t ref[MAX_N * 2];
+	int bad_k = 0, bad_0 = 0;
+
+	for (int rx = 0; rx < R_COUNT; rx++) {
+		for (int rep = 0; rep < 4; rep++) {
+			random_act(B->x, MAX_N, (enum regime)rx, KTX_TYPE_Q8_0);
+			if (rep == 3) /* an all-zero block and a lone maximum of each sign */
+				memset(B->x, 0, QK_K * sizeof(float));
+			if (rep == 2) {
+				B->x[5] = -1e3f;
+				B->x[9] = 1e3f;
+			}
+			ktx_cpu_quantize_row(KTX_TYPE_Q8_K, B->x, B->xq, MAX_N);
+			ref_quantize_row_q8_K(B->x, ref, MAX_N);
+			bad_k += memcmp(ref, B->xq, (size_t)ktx_type_row_bytes(KTX_TYPE_Q8_K, MAX_N)) != 0;
+			ktx_cpu_quantize_row(KTX_TYPE_Q8_0, B->x, B->xq, MAX_N);
+			ref_quantize_row_q8_0(B->x, ref, MAX_N);
+			bad_0 += memcmp(ref, B->xq, (size_t)ktx_type_row_bytes(KTX_TYPE_Q8_0, MAX_N)) != 0;
+		}
+	}
+	/* values that land exactly on .5 after scaling: 127 / 127 * k.5 */
+	for (int i = 0; i < MAX_N; i++)
+		B->x[i] = (i % 32 == 0) ? 127.0f : (float)((int)(i % 253) - 126) + 0.5f;
+	ktx_cpu_quantize_row(KTX_TYPE_Q8_0, B->x, B->xq, MAX_N);
+	ref_quantize_row_q8_0(B->x, ref, MAX_N);
+	bad_0 += memcmp(ref, B->xq, (size_t)ktx_type_row_bytes(KTX_TYPE_Q8_0, MAX_N)) != 0;
+	for (int i = 0; i < MAX_N; i++)
+		B->x[i] = (i % 256 == 0) ? -127.0f : (float)((int)(i % 253) - 126) + 0.5f;
+	ktx_cpu_quantize_row(KTX_TYPE_Q8_K, B->x, B->xq, MAX_N);
+	ref_quantize_row_q8_K(B->x, ref, MAX_N);
+	bad_k += memcmp(ref, B->xq, (size_t)ktx_type_row_bytes(KTX_TYPE_Q8_K, MAX_N)) != 0;
+	tap_ok(bad_k == 0, "%s: q8_K activation quantizer bit-identical to reference",
+	    ktx_cpu_level_name(ktx_cpu_level()));
+	tap_ok(bad_0 == 0, "%s: q8_0 activation quantizer bit-identical to reference",
+	    ktx_cpu_level_name(ktx_cpu_level()));
+}
+
+/* matmul: odd row counts, 1, 5 and 6 activation rows (the batched kernels
+ * take 4 at a time and leave 1 or 2), 1/2/3 threads all give the very same
+ * bits, each equal to ktx_cpu_dot on that row alone. */
+static void
+check_matmul(struct bufs *B)
+{
+	enum { n = 3 * QK_K, rows = 37, maxnx = 6 };
+	static const uint32_t mt[] = { KTX_TYPE_Q2_K, KTX_TYPE_Q3_K, KTX_TYPE_Q4_K, KTX_TYPE_Q5_K,
+		KTX_TYPE_Q6_K, KTX_TYPE_Q8_0, KTX_TYPE_IQ2_XXS, KTX_TYPE_F16 };
+	static const int nxs[] = { 1, 5, 6 };
+	static float y[3][maxnx * rows];
+	int bad = 0;
+
+	for (size_t k = 0; k < sizeof(mt) / sizeof(mt[0]); k++) {
+		uint32_t t = mt[k];
+		int dt = ktx_cpu_dot_type(t);
+		size_t ws = (size_t)ktx_type_row_bytes(t, n), xs = ktx_cpu_act_row_bytes(t, n);
+
+		for (size_t q = 0; q < sizeof(nxs) / sizeof(nxs[0]); q++) {
+			int nx = nxs[q];
+
+			random_row(t, B->w, n * rows, R_NORMAL);
+			random_act(B->x, n * nx, R_NORMAL, dt);
+			for (int i = 0; i < nx; i++)
+				ktx_cpu_quantize_row((uint32_t)dt, B->x + i * n, B->xq + (size_t)i * xs,
+				    n);
+			for (int th = 1; th <= 3; th++)
+				if (ktx_cpu_matmul(t, n, rows, B->w, ws, B->xq, xs, nx, y[th - 1],
+				    (size_t)rows, th) != 0)
+					bad++;
+			for (int i = 0; i < nx; i++) {
+				for (int r = 0; r < rows; r++) {
+					float d;
+
+					ktx_cpu_dot(t, n, B->w + (size_t)r * ws, B->xq + (size_t)i * xs,
+					    &d);
+					for (int th = 0; th < 3; th++)
+						bad += memcmp(&d, &y[th][i * rows + r], sizeof(d)) != 0;
+				}
+			}
+		}
+	}
+	tap_ok(bad == 0, "%s: matmul (37 rows x 1, 5, 6 activation rows) equals the one-row "
+	    "dot bit for bit, with 1, 2 and 3 threads", ktx_cpu_level_name(ktx_cpu_level()));
+}
+
+/* Hand-packed blocks whose dot products are known exactly. */
+static void
+check_hand_packed(void)
+{
+	struct block_q4_0 w4;
+	struct block_q8_0 w8, x8;
+	struct block_q4_K wk;
+	struct block_q8_K xk;
+	float d;
+
+	/* Q4_0: every level 9 - 8 = 1, d 2; activations 1..32 with d 0.5 */
+	w4.d = ktx_fp32_to_fp16(2.0f);
+	memset(w4.qs, 0x99, sizeof(w4.qs));
+	x8.d = ktx_fp32_to_fp16(0.5f);
+	for (int j = 0; j < 32; j++)
+		x8.qs[j] = (int8_t)(j + 1);
+	ktx_cpu_dot(KTX_TYPE_Q4_0, 32, &w4, &x8, &d);
+	tap_ok(d == 528.0f, "%s: hand-packed q4_0 . q8_0 = 528 (got %g)",
+	    ktx_cpu_level_name(ktx_cpu_level()), d);
+	/* Q8_0: levels -128 and 127 alternating (the extremes), activations +-127 */
+	w8.d = ktx_fp32_to_fp16(1.0f);
+	for (int j = 0; j < 32; j++) {
+		w8.qs[j] = (int8_t)(j % 2 ? 127 : -128);
+		x8.qs[j] = (int8_t)(j % 2 ? 127 : -127);
+	}
+	x8.d = ktx_fp32_to_fp16(1.0f);
+	ktx_cpu_dot(KTX_TYPE_Q8_0, 32, &w8, &x8, &d);
+	tap_ok(d == 16.0f * (128 * 127 + 127 * 127), "%s: hand-packed q8_0 extremes (got %g)",
+	    ktx_cpu_level_name(ktx_cpu_level()), d);
+	/* Q4_K: all nibbles 15, scale 63 and min 63 in every sub-block, d = dmin = 1;
+	 * activations all 1 (d 1): 256 * (63 * 15 - 63) */
+	memset(&wk, 0, sizeof(wk));
+	wk.d = wk.dmin = ktx_fp32_to_fp16(1.0f);
+	memset(wk.scales, 0xff, sizeof(wk.scales));
+	memset(wk.qs, 0xff, sizeof(wk.qs));
+	xk.d = 1.0f;
+	memset(xk.qs, 1, sizeof(xk.qs));
+	for (int j = 0; j < 16; j++)
+		xk.bsums[j] = 16;
+	ktx_cpu_dot(KTX_TYPE_Q4_K, QK_K, &wk, &xk, &d);
+	tap_ok(d == 256.0f * (63 * 15 - 63), "%s: hand-packed q4_K (got %g)",
+	    ktx_cpu_level_name(ktx_cpu_level()), d);
+}
+
+int
+main(void)
+{
+	struct bufs B;
+	int max;
+
+	/* KTX_CPU is read once, at the first call: set it before that one */
+	setenv("KTX_CPU", "generic", 1);
+	tap_ok(ktx_cpu_level() == KTX_CPU_GENERIC, "KTX_CPU=generic selects the generic level");
+	max = ktx_cpu_max_level();
+
+	B.w = malloc((size_t)ktx_type_row_bytes(KTX_TYPE_F32, MAX_N * 40));
+	B.copy = malloc((size_t)ktx_type_row_bytes(KTX_TYPE_F32, MAX_N));
+	B.xq = malloc((size_t)ktx_type_row_bytes(KTX_TYPE_F32, MAX_N * 3));
+	B.x = malloc(sizeof(float) * MAX_N * 3);
+	B.xdq = malloc(sizeof(float) * MAX_N);
+	B.wdq = malloc(sizeof(float) * MAX_N);
+	if (!B.w || !B.copy || !B.xq || !B.x || !B.xdq || !B.wdq) {
+		tap_ok(0, "allocate buffers");
+		return tap_done();
+	}
+	tap_diag("this CPU runs up to %s", ktx_cpu_level_name(max));
+	tap_ok(ktx_cpu_set_level(max + 1) != 0, "a level above the CPU's is refused");
+	for (int level = KTX_CPU_GENERIC; level <= max; level++) {
+		ktx_cpu_set_level(level);
+		tap_ok(ktx_cpu_level() == level, "level %s selected", ktx_cpu_level_name(level));
+		for (size_t i = 0; i < NTYPES; i++)
+			check_type(types[i], &B);
+		check_quantizers(&B);
+		check_matmul(&B);
+		check_hand_packed();
+	}
+	tap_ok(ktx_cpu_dot_type(KTX_TYPE_Q4_1) == -1 && ktx_cpu_act_row_bytes(KTX_TYPE_Q4_K, 100) == 0,
+	    "unsupported types and partial blocks are refused");
+	free(B.w);
+	free(B.copy);
+	free(B.xq);
+	free(B.x);
+	free(B.xdq);
+	free(B.wdq);
+	return tap_done();
+}
