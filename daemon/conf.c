@@ -48,6 +48,7 @@ static const struct key keys[] = {
 	{"vram_headroom", K_SIZE, OFF(vram_headroom), 0, UINT64_C(1) << 50},
 	{"queue_max", K_U32, OFF(queue_max), 1, 1000000},
 	{"queue_per_user", K_U32, OFF(queue_per_user), 1, 1000000},
+	{"batch_max", K_U32, OFF(batch_max), 1, KTXD_BATCH_LIMIT},
 	{"max_prompt_bytes", K_SIZE, OFF(max_prompt_bytes), 1, UINT64_C(1) << 30},
 	{"max_frame_bytes", K_SIZE, OFF(max_frame_bytes), 64, UINT64_C(1) << 30},
 	{"admin_group", K_OPT_STRING, OFF(admin_group), 0, 0},
@@ -70,6 +71,7 @@ config_init(struct ktxd_config *c, struct ktx_err *err)
 	c->socket_mode = 0660;
 	c->queue_max = 4096;
 	c->queue_per_user = 512;
+	c->batch_max = 8;
 	c->max_prompt_bytes = 4u << 20;
 	c->max_frame_bytes = 8u << 20;
 	c->vram_headroom = 512u << 20;

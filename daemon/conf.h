@@ -12,6 +12,9 @@
 
 #include "engine/err.h"
 
+/* Most jobs batch_max may let the worker generate together. */
+#define KTXD_BATCH_LIMIT 256
+
 enum log_level {
 	LOG_LEVEL_ERROR = 0,
 	LOG_LEVEL_WARNING = 1,
@@ -32,6 +35,7 @@ struct ktxd_config {
 	uint64_t vram_headroom;    /* bytes of VRAM left free */
 	uint32_t queue_max;        /* waiting jobs, all users */
 	uint32_t queue_per_user;   /* waiting jobs of one user */
+	uint32_t batch_max;        /* jobs generated together (continuous batching) */
 	uint64_t max_prompt_bytes; /* longest prompt accepted */
 	uint64_t max_frame_bytes;  /* largest frame read from a client */
 	enum log_level log_level;

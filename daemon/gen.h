@@ -1,6 +1,6 @@
 /*
- * gen.h - generation as the worker sees it: load a model, answer one
- * conversation, forget a conversation.
+ * gen.h - generation as the worker sees it: load a model, answer several
+ * conversations at once, forget a conversation.
  *
  * The small seam between the daemon's worker thread and the engine
  * (engine/ktx.h, tokenizer.h, chat.h): gen_engine.c implements it with the
@@ -48,14 +48,12 @@ struct gen_request {
 
 /* Receives each piece of the answer (whole UTF-8 characters); non-zero stops. */
 typedef int (*gen_emit_fn)(void *ctx, const char *text, size_t len);
-/* Polled between prefill chunks and decode steps; true stops. */
-typedef bool (*gen_cancel_fn)(void *ctx);
 
 /* Why a generation ended. */
 enum gen_end {
 	GEN_END_EOS,      /* the model ended its turn */
 	GEN_END_LENGTH,   /* max_tokens or the context was reached */
-	GEN_END_CANCELED, /* cancel said stop */
+	GEN_END_CANCELED, /* stopped from outside, or emit said stop */
 };
 
 int gen_load(const struct gen_params *p, struct gen **out, struct ktx_err *err);
@@ -63,16 +61,45 @@ void gen_free(struct gen *g);
 void gen_get_info(const struct gen *g, struct gen_info *info);
 
 /*
- * Answers r: renders the turns with the model's chat template, reuses the
- * conversation's cached session for the prefix they share, prefills the
- * rest, then samples until the end of the turn, max_tokens, the context or
- * cancel. *answer (malloc'ed, NUL-terminated) holds the whole answer so far
- * even on failure. KTX_ERANGE when the prompt does not fit the context.
+ * One job being generated. Jobs run side by side (continuous batching):
+ * each is prefilled in chunks (gen_job_prefill), then all prefilled jobs
+ * take their decode steps together (gen_step), each with its own sampler,
+ * limits and end. A job owns its conversation's session while it runs; the
+ * session goes back to the cache when the job ends well.
  */
-int gen_run(struct gen *g, const struct gen_request *r, gen_emit_fn emit, gen_cancel_fn cancel,
-    void *ctx, char **answer, enum gen_end *end, struct job_stats *stats, struct ktx_err *err);
+struct gen_job;
 
-/* Drops the cached session of a conversation (it was deleted). */
+/*
+ * Starts answering r: renders the turns with the model's chat template and
+ * finds the part of the prompt the conversation's cached session already
+ * holds. emit receives the answer's pieces (ctx is passed back).
+ * KTX_ERANGE when the prompt does not fit the context.
+ */
+int gen_job_new(struct gen *g, const struct gen_request *r, gen_emit_fn emit, void *ctx,
+    struct gen_job **out, struct ktx_err *err);
+/* True while part of j's prompt has not been run yet. */
+bool gen_job_prefilling(const struct gen_job *j);
+/* True once j has ended (finished, failed or stopped by emit). */
+bool gen_job_ended(const struct gen_job *j);
+/* Runs the next chunk of j's prompt (128 tokens at most: the engine's prefill chunk). */
+void gen_job_prefill(struct gen_job *j);
+/*
+ * One decode step of n prefilled, running jobs at once: samples each one's
+ * next token and emits its text, ends those that reach the end of the turn,
+ * max_tokens or the context, and runs the others' tokens through the model
+ * in one batch. A job's failure ends only that job.
+ */
+void gen_step(struct gen *g, struct gen_job **jobs, size_t n);
+/*
+ * Ends and frees j (canceled: stopped from outside). *answer (malloc'ed,
+ * NUL-terminated) holds the whole answer so far even on failure. Returns 0
+ * or the job's error (with err). answer, end, stats and err may be NULL.
+ */
+int gen_job_finish(struct gen *g, struct gen_job *j, bool canceled, char **answer,
+    enum gen_end *end, struct job_stats *stats, struct ktx_err *err);
+
+/* Drops the cached session of a conversation (it was deleted); a running
+ * job of it does not put its session back. */
 void gen_forget(struct gen *g, int64_t conversation);
 
 #endif

@@ -5,7 +5,13 @@
  * A follow-up in a conversation whose session is still cached only prefills
  * what differs from the tokens already in it (the new question, plus
  * whatever the template renders differently, e.g. R1 dropping earlier
- * thinking). GEN_CACHE sessions are kept, least recently used evicted.
+ * thinking). GEN_CACHE idle sessions are kept, least recently used
+ * evicted; a running job takes its session out of the cache and puts it
+ * back when it ends well, so two jobs never share a session.
+ *
+ * Continuous batching: prompts run in chunks of GEN_PREFILL_CHUNK tokens
+ * (the engine's own prefill chunk, so the numbers match a single append) and
+ * the prefilled jobs decode together through ktx_decode_step.
  */
 #include "config.h"
 
@@ -24,6 +30,8 @@
 #define GEN_CACHE 8
 /* Defaults when a job leaves them out: DeepSeek's recommended sampling. */
 #define GEN_DEFAULT_MAX_TOKENS 1024
+/* Prompt tokens run between two decode steps of the batch. */
+#define GEN_PREFILL_CHUNK 128
 
 struct cached {
 	int64_t conversation; /* 0: free slot */
@@ -38,6 +46,34 @@ struct gen {
 	struct ktx_model_info info;
 	struct cached cache[GEN_CACHE];
 	uint64_t clock;
+	struct gen_job *jobs;   /* running */
+	struct ktx_session **step_s; /* gen_step's scratch, step_cap each */
+	int32_t *step_tok;
+	int *step_status;
+	struct gen_job **step_job;
+	size_t step_cap;
+};
+
+struct gen_job {
+	struct gen_job *prev, *next;
+	int64_t conversation;
+	bool keep;               /* put the session back in the cache at the end */
+	struct ktx_session *s;
+	int32_t *ids;            /* the prompt */
+	size_t n_ids, pos;       /* pos: tokens of it in the session */
+	struct ktx_sampler *sampler;
+	struct ktx_detok *dt;
+	int32_t max;
+	gen_emit_fn emit;
+	void *ctx;
+	char *answer;
+	size_t len, cap;
+	bool ended;
+	enum gen_end end;
+	int rc;
+	struct ktx_err err;
+	struct job_stats stats;
+	double t_decode;         /* when its first decode step began */
 };
 
 static double
@@ -95,8 +131,14 @@ gen_free(struct gen *g)
 
 	if (g == NULL)
 		return;
+	while (g->jobs != NULL)
+		gen_job_finish(g, g->jobs, true, NULL, NULL, NULL, NULL);
 	for (i = 0; i < GEN_CACHE; i++)
 		ktx_session_free(g->cache[i].s);
+	free(g->step_s);
+	free(g->step_tok);
+	free(g->step_status);
+	free(g->step_job);
 	ktx_model_free(g->model);
 	free(g);
 }
@@ -114,6 +156,7 @@ gen_get_info(const struct gen *g, struct gen_info *info)
 void
 gen_forget(struct gen *g, int64_t conversation)
 {
+	struct gen_job *j;
 	int i;
 
 	for (i = 0; i < GEN_CACHE; i++)
@@ -121,32 +164,46 @@ gen_forget(struct gen *g, int64_t conversation)
 			ktx_session_free(g->cache[i].s);
 			memset(&g->cache[i], 0, sizeof(g->cache[i]));
 		}
+	for (j = g->jobs; j != NULL; j = j->next)
+		if (j->conversation == conversation)
+			j->keep = false;
 }
 
-/* The conversation's cached session, or a new one in the least recently used slot. */
+/* Takes the conversation's idle session out of the cache, or makes a new one. */
 static int
-session_for(struct gen *g, int64_t conversation, struct ktx_session **out, struct ktx_err *err)
+session_take(struct gen *g, int64_t conversation, struct ktx_session **out,
+    struct ktx_err *err)
+{
+	int i;
+
+	for (i = 0; i < GEN_CACHE; i++)
+		if (g->cache[i].conversation == conversation && g->cache[i].s != NULL) {
+			*out = g->cache[i].s;
+			memset(&g->cache[i], 0, sizeof(g->cache[i]));
+			return 0;
+		}
+	return ktx_session_new(g->model, 0, out, err);
+}
+
+/* Caches s as the conversation's, in place of an older copy or the least recently used. */
+static void
+session_put(struct gen *g, int64_t conversation, struct ktx_session *s)
 {
 	struct cached *c = &g->cache[0];
-	int i, rc;
+	int i;
 
 	for (i = 0; i < GEN_CACHE; i++) {
-		if (g->cache[i].conversation == conversation && g->cache[i].s != NULL) {
+		if (g->cache[i].conversation == conversation) {
 			c = &g->cache[i];
-			goto found;
+			break;
 		}
 		if (g->cache[i].used < c->used)
 			c = &g->cache[i];
 	}
 	ktx_session_free(c->s);
-	memset(c, 0, sizeof(*c));
-	if ((rc = ktx_session_new(g->model, 0, &c->s, err)) != 0)
-		return rc;
 	c->conversation = conversation;
-found:
+	c->s = s;
 	c->used = ++g->clock;
-	*out = c->s;
-	return 0;
 }
 
 /* Renders the turns with the chat template and tokenizes them. */
@@ -197,124 +254,276 @@ answer_add(char **buf, size_t *len, size_t *cap, const char *text, size_t n)
 	return 0;
 }
 
-/* Samples and decodes until the turn ends; the session already holds the prompt. */
-static int
-decode(struct gen *g, struct ktx_session *s, const struct gen_request *r, gen_emit_fn emit,
-    gen_cancel_fn cancel, void *ctx, char **answer, enum gen_end *end, struct job_stats *stats,
-    struct ktx_err *err)
+/* Ends j with an error (unless it has ended already). */
+static void
+job_fail(struct gen_job *j, int rc, const struct ktx_err *err)
+{
+	if (j->ended)
+		return;
+	j->ended = true;
+	j->rc = rc;
+	j->keep = false;
+	if (err != NULL)
+		j->err = *err;
+	else
+		ktx_err_set(&j->err, rc, "generation failed: %s", ktx_status_name(rc));
+}
+
+/* Ends j normally. */
+static void
+job_end(struct gen_job *j, enum gen_end end)
+{
+	j->ended = true;
+	j->end = end;
+}
+
+int
+gen_job_new(struct gen *g, const struct gen_request *r, gen_emit_fn emit, void *ctx,
+    struct gen_job **out, struct ktx_err *err)
 {
 	struct ktx_sampler_params sp;
-	struct ktx_sampler *sampler;
-	struct ktx_detok *dt = NULL;
-	size_t len = 0, cap = 0, n;
-	const char *text;
-	int32_t id, max = r->opt->max_tokens > 0 ? r->opt->max_tokens : GEN_DEFAULT_MAX_TOKENS;
-	int rc, status;
+	struct gen_job *j;
+	const int32_t *have;
+	size_t p = 0, n_have;
+	int rc;
 
+	*out = NULL;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return ktx_err_set(err, KTX_ENOMEM, "out of memory starting a job");
+	j->conversation = r->conversation;
+	j->emit = emit;
+	j->ctx = ctx;
+	j->end = GEN_END_CANCELED;
+	j->max = r->opt->max_tokens > 0 ? r->opt->max_tokens : GEN_DEFAULT_MAX_TOKENS;
+	if ((rc = prompt_tokens(g, r, &j->ids, &j->n_ids, err)) != 0)
+		goto fail;
+	if (j->n_ids == 0 || j->n_ids >= g->info.n_ctx) {
+		rc = ktx_err_set(err, KTX_ERANGE,
+		    "the conversation needs %zu tokens but the context holds %u; "
+		    "start a new conversation", j->n_ids, g->info.n_ctx);
+		goto fail;
+	}
 	ktx_sampler_params_default(&sp);
 	sp.temperature = (float)r->opt->temperature;
 	sp.top_p = (float)r->opt->top_p;
 	sp.seed = r->opt->seed_set ? r->opt->seed : (uint64_t)time(NULL) ^ (uint64_t)clock();
-	if ((sampler = ktx_sampler_new(&sp)) == NULL)
-		return ktx_err_set(err, KTX_ENOMEM, "out of memory for the sampler");
-	if ((rc = ktx_detok_new(g->tok, KTX_DETOK_SKIP_CONTROL, &dt, err)) != 0)
-		goto out;
-	*end = GEN_END_LENGTH;
-	for (;;) {
-		if (cancel(ctx)) {
-			*end = GEN_END_CANCELED;
-			break;
-		}
-		id = ktx_sampler_sample(sampler, ktx_session_logits(s), g->info.n_vocab,
-		    ktx_session_tokens(s), ktx_session_n_past(s));
-		if (id < 0) {
-			rc = ktx_err_set(err, KTX_ENOMEM, "the sampler failed (no logits, or out of memory)");
-			goto out;
-		}
-		if (ktx_model_is_eog(g->model, id)) {
-			*end = GEN_END_EOS;
-			break;
-		}
-		if ((rc = ktx_detok_push(dt, id, &text, &n, err)) != 0)
-			goto out;
-		stats->gen_tokens++;
-		if (n > 0 && (answer_add(answer, &len, &cap, text, n) != 0 ||
-				 emit(ctx, text, n) != 0)) {
-			*end = GEN_END_CANCELED;
-			break;
-		}
-		if ((int32_t)stats->gen_tokens >= max || ktx_session_n_past(s) >= g->info.n_ctx)
-			break;
-		status = 0;
-		if ((rc = ktx_decode_step(&s, &id, 1, &status, err)) != 0)
-			goto out;
-		if (status != 0)
-			break; /* the context is full: the answer ends here */
+	if ((j->sampler = ktx_sampler_new(&sp)) == NULL) {
+		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for the sampler");
+		goto fail;
 	}
-	ktx_detok_flush(dt, &text, &n);
-	if (n > 0 && answer_add(answer, &len, &cap, text, n) == 0)
-		emit(ctx, text, n);
-	if (*answer == NULL && answer_add(answer, &len, &cap, "", 0) != 0)
-		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for the answer");
-out:
-	ktx_detok_free(dt);
-	ktx_sampler_free(sampler);
+	if ((rc = ktx_detok_new(g->tok, KTX_DETOK_SKIP_CONTROL, &j->dt, err)) != 0)
+		goto fail;
+	if ((rc = session_take(g, r->conversation, &j->s, err)) != 0)
+		goto fail;
+	/* Reuse the longest shared prefix; re-run at least the last token for its logits. */
+	have = ktx_session_tokens(j->s);
+	n_have = ktx_session_n_past(j->s);
+	while (p < n_have && p < j->n_ids && have[p] == j->ids[p])
+		p++;
+	if (p == j->n_ids)
+		p--;
+	if ((rc = ktx_session_truncate(j->s, (uint32_t)p, err)) != 0)
+		goto fail;
+	j->pos = p;
+	j->keep = true;
+	j->stats.prompt_tokens = (uint32_t)j->n_ids;
+	j->stats.cached_tokens = (uint32_t)p;
+	j->next = g->jobs;
+	if (g->jobs != NULL)
+		g->jobs->prev = j;
+	g->jobs = j;
+	*out = j;
+	return 0;
+fail:
+	ktx_session_free(j->s);
+	ktx_detok_free(j->dt);
+	ktx_sampler_free(j->sampler);
+	free(j->ids);
+	free(j);
 	return rc;
 }
 
-int
-gen_run(struct gen *g, const struct gen_request *r, gen_emit_fn emit, gen_cancel_fn cancel,
-    void *ctx, char **answer, enum gen_end *end, struct job_stats *stats, struct ktx_err *err)
+bool
+gen_job_prefilling(const struct gen_job *j)
 {
-	struct ktx_session *s;
-	const int32_t *have;
-	int32_t *ids = NULL;
-	size_t n = 0, p = 0, n_have;
-	double t0, t1;
+	return !j->ended && j->pos < j->n_ids;
+}
+
+bool
+gen_job_ended(const struct gen_job *j)
+{
+	return j->ended;
+}
+
+void
+gen_job_prefill(struct gen_job *j)
+{
+	size_t n = j->n_ids - j->pos;
+	struct ktx_err err;
+	double t0 = now_s();
 	int rc;
 
-	*answer = NULL;
-	*end = GEN_END_CANCELED;
-	memset(stats, 0, sizeof(*stats));
-	if ((rc = prompt_tokens(g, r, &ids, &n, err)) != 0)
-		return rc;
-	if (n == 0 || n >= g->info.n_ctx) {
-		free(ids);
-		return ktx_err_set(err, KTX_ERANGE,
-		    "the conversation needs %zu tokens but the context holds %u; "
-		    "start a new conversation", n, g->info.n_ctx);
-	}
-	if ((rc = session_for(g, r->conversation, &s, err)) != 0) {
-		free(ids);
-		return rc;
-	}
-	/* Reuse the longest shared prefix; re-run at least the last token for its logits. */
-	have = ktx_session_tokens(s);
-	n_have = ktx_session_n_past(s);
-	while (p < n_have && p < n && have[p] == ids[p])
-		p++;
-	if (p == n)
-		p--;
-	stats->prompt_tokens = (uint32_t)n;
-	stats->cached_tokens = (uint32_t)p;
-	t0 = now_s();
-	if ((rc = ktx_session_truncate(s, (uint32_t)p, err)) == 0)
-		rc = ktx_session_append(s, ids + p, n - p, cancel, ctx, err);
-	free(ids);
-	t1 = now_s();
-	stats->prefill_s = t1 - t0;
-	if (rc == KTX_ECANCELED) {
-		*end = GEN_END_CANCELED;
-		gen_forget(g, r->conversation);
-		return 0;
-	}
+	if (!gen_job_prefilling(j))
+		return;
+	if (n > GEN_PREFILL_CHUNK)
+		n = GEN_PREFILL_CHUNK;
+	ktx_err_clear(&err);
+	rc = ktx_session_append(j->s, j->ids + j->pos, n, NULL, NULL, &err);
+	j->stats.prefill_s += now_s() - t0;
 	if (rc != 0) {
-		gen_forget(g, r->conversation);
-		return rc;
+		job_fail(j, rc, &err);
+		return;
 	}
-	rc = decode(g, s, r, emit, cancel, ctx, answer, end, stats, err);
-	stats->decode_s = now_s() - t1;
-	if (rc != 0)
-		gen_forget(g, r->conversation);
+	j->pos += n;
+}
+
+/* Makes room for n jobs in gen_step's scratch arrays. */
+static int
+step_reserve(struct gen *g, size_t n)
+{
+	void *p;
+
+	if (n <= g->step_cap)
+		return 0;
+	if ((p = realloc(g->step_s, n * sizeof(*g->step_s))) == NULL)
+		return -1;
+	g->step_s = p;
+	if ((p = realloc(g->step_tok, n * sizeof(*g->step_tok))) == NULL)
+		return -1;
+	g->step_tok = p;
+	if ((p = realloc(g->step_status, n * sizeof(*g->step_status))) == NULL)
+		return -1;
+	g->step_status = p;
+	if ((p = realloc(g->step_job, n * sizeof(*g->step_job))) == NULL)
+		return -1;
+	g->step_job = p;
+	g->step_cap = n;
+	return 0;
+}
+
+/* Samples j's next token and emits its text; true when it goes on decoding with *id. */
+static bool
+sample_next(struct gen *g, struct gen_job *j, int32_t *id)
+{
+	const char *text;
+	struct ktx_err err;
+	size_t n;
+	int rc;
+
+	if (j->t_decode == 0)
+		j->t_decode = now_s();
+	*id = ktx_sampler_sample(j->sampler, ktx_session_logits(j->s), g->info.n_vocab,
+	    ktx_session_tokens(j->s), ktx_session_n_past(j->s));
+	if (*id < 0) {
+		job_fail(j, KTX_ENOMEM, NULL);
+		ktx_err_set(&j->err, KTX_ENOMEM, "the sampler failed (no logits, or out of memory)");
+		return false;
+	}
+	if (ktx_model_is_eog(g->model, *id)) {
+		job_end(j, GEN_END_EOS);
+		return false;
+	}
+	ktx_err_clear(&err);
+	if ((rc = ktx_detok_push(j->dt, *id, &text, &n, &err)) != 0) {
+		job_fail(j, rc, &err);
+		return false;
+	}
+	j->stats.gen_tokens++;
+	if (n > 0 && (answer_add(&j->answer, &j->len, &j->cap, text, n) != 0 ||
+		j->emit(j->ctx, text, n) != 0)) {
+		job_end(j, GEN_END_CANCELED);
+		return false;
+	}
+	if ((int32_t)j->stats.gen_tokens >= j->max || ktx_session_n_past(j->s) >= g->info.n_ctx) {
+		job_end(j, GEN_END_LENGTH);
+		return false;
+	}
+	return true;
+}
+
+void
+gen_step(struct gen *g, struct gen_job **jobs, size_t n)
+{
+	struct ktx_err err;
+	size_t i, k = 0;
+	int rc;
+
+	if (step_reserve(g, n) != 0) {
+		for (i = 0; i < n; i++)
+			job_fail(jobs[i], KTX_ENOMEM, NULL);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (jobs[i]->ended || gen_job_prefilling(jobs[i]))
+			continue;
+		if (!sample_next(g, jobs[i], &g->step_tok[k]))
+			continue;
+		g->step_s[k] = jobs[i]->s;
+		g->step_job[k] = jobs[i];
+		g->step_status[k] = 0;
+		k++;
+	}
+	ktx_err_clear(&err);
+	if ((rc = ktx_decode_step(g->step_s, g->step_tok, k, g->step_status, &err)) != 0) {
+		for (i = 0; i < k; i++)
+			job_fail(g->step_job[i], rc, &err);
+		return;
+	}
+	for (i = 0; i < k; i++) {
+		if (g->step_status[i] == KTX_ERANGE)
+			job_end(g->step_job[i], GEN_END_LENGTH); /* the context is full */
+		else if (g->step_status[i] != 0)
+			job_fail(g->step_job[i], g->step_status[i], NULL);
+	}
+}
+
+int
+gen_job_finish(struct gen *g, struct gen_job *j, bool canceled, char **answer,
+    enum gen_end *end, struct job_stats *stats, struct ktx_err *err)
+{
+	const char *text;
+	size_t n;
+	int rc;
+
+	if (!j->ended) {
+		job_end(j, GEN_END_CANCELED);
+		canceled = true;
+	}
+	/* A prompt cut short leaves a session the cache cannot describe. */
+	if (j->pos < j->n_ids)
+		j->keep = false;
+	ktx_detok_flush(j->dt, &text, &n);
+	if (n > 0 && answer_add(&j->answer, &j->len, &j->cap, text, n) == 0 && !canceled)
+		j->emit(j->ctx, text, n);
+	if (j->answer == NULL && answer_add(&j->answer, &j->len, &j->cap, "", 0) != 0 &&
+	    j->rc == 0)
+		job_fail(j, KTX_ENOMEM, NULL);
+	if (j->t_decode > 0)
+		j->stats.decode_s = now_s() - j->t_decode;
+	if (j->keep)
+		session_put(g, j->conversation, j->s);
+	else
+		ktx_session_free(j->s);
+	if (j->prev != NULL)
+		j->prev->next = j->next;
+	else
+		g->jobs = j->next;
+	if (j->next != NULL)
+		j->next->prev = j->prev;
+	rc = j->rc;
+	if (answer != NULL)
+		*answer = j->answer;
+	else
+		free(j->answer);
+	if (end != NULL)
+		*end = j->end;
+	if (stats != NULL)
+		*stats = j->stats;
+	if (err != NULL && rc != 0)
+		*err = j->err;
+	ktx_detok_free(j->dt);
+	ktx_sampler_free(j->sampler);
+	free(j->ids);
+	free(j);
 	return rc;
 }

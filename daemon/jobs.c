@@ -34,6 +34,18 @@ jobs_find(struct server *srv, int64_t id)
 	return NULL;
 }
 
+unsigned
+jobs_running_of(const struct server *srv, uint32_t uid)
+{
+	const struct job *j;
+	unsigned n = 0;
+
+	for (j = srv->jobs; j != NULL; j = j->next)
+		if (j->started_ms != 0 && j->uid == uid)
+			n++;
+	return n;
+}
+
 char *
 jobs_title(const char *text)
 {
@@ -323,7 +335,7 @@ jobs_dispatch(struct server *srv)
 	int64_t id;
 	int rc;
 
-	while (srv->state == SRV_READY && srv->running == NULL &&
+	while (srv->state == SRV_READY && srv->n_running < srv->cfg->batch_max &&
 	    (id = sched_pop(srv->sched, NULL)) != 0) {
 		if ((j = jobs_find(srv, id)) == NULL)
 			continue;
@@ -358,7 +370,7 @@ jobs_dispatch(struct server *srv)
 			continue;
 		}
 		j->started_ms = store_now_ms();
-		srv->running = j;
+		srv->n_running++;
 		moved = true;
 		if (j->conn != NULL) {
 			ktx_msg_init(&ev, KTX_EV_STARTED, j->req);
@@ -380,7 +392,7 @@ jobs_cancel(struct server *srv, int64_t id, const char *why)
 
 	if (j == NULL)
 		return KTX_ENOTFOUND;
-	if (j == srv->running) {
+	if (j->started_ms != 0) {
 		worker_cancel(srv->worker, id);
 		return 0;
 	}
@@ -478,19 +490,19 @@ jobs_recent_tps(const struct server *srv)
 	return n ? sum / n : 0;
 }
 
-/* The worker finished the running job. */
+/* The worker finished one of the running jobs. */
 static void
 on_end(struct server *srv, struct worker_ev *ev)
 {
-	struct job *j = srv->running;
+	struct job *j = jobs_find(srv, ev->job);
 	struct ktx_err err;
 	struct ktx_msg m;
 	const char *why;
 	int code;
 
-	srv->running = NULL;
-	if (j == NULL || j->id != ev->job)
+	if (j == NULL || j->started_ms == 0)
 		return;
+	srv->n_running--;
 	if (srv->stop_requeue) {
 		/* Shutting down: a detached job stays "running" in the store and is
 		 * re-queued by the next start, exactly as after a crash. */
@@ -552,6 +564,7 @@ jobs_on_events(uv_async_t *async)
 	struct server *srv = async->data;
 	struct worker_ev *ev, *next;
 	struct ktx_msg m;
+	struct job *j;
 
 	if (srv->worker == NULL)
 		return; /* stopping while the model loads: the thread is left to exit() */
@@ -580,20 +593,20 @@ jobs_on_events(uv_async_t *async)
 			server_stop(srv, 1);
 			break;
 		case WEV_TEXT:
-			if (srv->running == NULL || srv->running->id != ev->job ||
-			    srv->running->conn == NULL || srv->running->conn->stalled)
+			j = jobs_find(srv, ev->job);
+			if (j == NULL || j->started_ms == 0 || j->conn == NULL || j->conn->stalled)
 				break;
-			if (srv->running->conn->out_bytes > CONN_WRITE_MAX) {
+			if (j->conn->out_bytes > CONN_WRITE_MAX) {
 				/* The client stopped reading its stream: drop it, which
 				 * cancels the job unless it is detached. */
 				log_warning("uid %u stopped reading job %lld's answer; dropping it",
-				    (unsigned)srv->running->uid, (long long)ev->job);
-				conn_abort(srv->running->conn);
+				    (unsigned)j->uid, (long long)ev->job);
+				conn_abort(j->conn);
 				break;
 			}
-			ktx_msg_init(&m, KTX_EV_TOKEN, srv->running->req);
+			ktx_msg_init(&m, KTX_EV_TOKEN, j->req);
 			ktx_msg_set_str(&m, KTX_F_TEXT, ev->text);
-			conn_send(srv->running->conn, &m);
+			conn_send(j->conn, &m);
 			break;
 		case WEV_END:
 			on_end(srv, ev);
@@ -615,7 +628,7 @@ jobs_shutdown(struct server *srv)
 
 	for (j = srv->jobs; j != NULL; j = next) {
 		next = j->next;
-		if (j == srv->running)
+		if (j->started_ms != 0)
 			continue;
 		sched_remove(srv->sched, j->id);
 		if (!j->detached) {

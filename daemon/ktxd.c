@@ -31,8 +31,9 @@ static const char usage_text[] =
     "usage: ktxd [--config FILE] [--model FILE] [--socket PATH] [--database FILE]\n"
     "            [--socket-mode MODE] [--socket-group GROUP] [--threads N]\n"
     "            [--experts N] [--context N] [--vram-headroom SIZE]\n"
-    "            [--queue-max N] [--queue-per-user N] [--max-prompt-bytes SIZE]\n"
-    "            [--max-frame-bytes SIZE] [--admin-group GROUP] [--log-level LEVEL]\n"
+    "            [--queue-max N] [--queue-per-user N] [--batch-max N]\n"
+    "            [--max-prompt-bytes SIZE] [--max-frame-bytes SIZE]\n"
+    "            [--admin-group GROUP] [--log-level LEVEL]\n"
     "       ktxd --help | --version\n"
     "\n"
     "Runs in the foreground and logs to stderr. Each option overrides the key of\n"
@@ -51,6 +52,7 @@ static const char usage_text[] =
     "      --vram-headroom SIZE VRAM left free\n"
     "      --queue-max N        waiting jobs, all users\n"
     "      --queue-per-user N   waiting jobs per user\n"
+    "      --batch-max N        jobs generated together (1: one at a time)\n"
     "      --max-prompt-bytes SIZE  longest prompt\n"
     "      --max-frame-bytes SIZE   largest request frame\n"
     "      --admin-group GROUP  members see every user's jobs and conversations\n"
@@ -75,6 +77,7 @@ static const struct option long_options[] = {
 	{"vram-headroom", required_argument, NULL, 0},
 	{"queue-max", required_argument, NULL, 0},
 	{"queue-per-user", required_argument, NULL, 0},
+	{"batch-max", required_argument, NULL, 0},
 	{"max-prompt-bytes", required_argument, NULL, 0},
 	{"max-frame-bytes", required_argument, NULL, 0},
 	{"admin-group", required_argument, NULL, 0},

@@ -102,8 +102,8 @@ struct server {
 	struct conn *conns;
 	unsigned n_conns;
 	struct job *jobs;
-	struct job *running;   /* the job on the worker, or NULL */
-	bool stop_requeue;     /* the running job is being stopped for shutdown */
+	unsigned n_running;    /* jobs on the worker (started_ms != 0), at most batch_max */
+	bool stop_requeue;     /* the running jobs are being stopped for shutdown */
 	struct waiter *waiters;
 	double recent_tps[RECENT_JOBS];
 	unsigned n_recent;
@@ -138,6 +138,8 @@ void ops_handle(struct conn *c, struct ktx_msg *m);
 int ops_code_of(int ktx_status);
 
 /* jobs.c */
+/* How many of uid's jobs are running. */
+unsigned jobs_running_of(const struct server *srv, uint32_t uid);
 void jobs_submit(struct conn *c, const struct ktx_msg *m, bool detached);
 int jobs_cancel(struct server *srv, int64_t id, const char *why);
 void jobs_conn_gone(struct conn *c);

@@ -43,10 +43,11 @@ ktxd_LDADD = $(PROTO_LIBS) $(ENGINE_LIBS) $(UV_LIBS) $(SQLITE_LIBS) $(SYSTEMD_LI
 # ktxctl, with an oracle model (tests/integration/ktxd_harness.py).
 TESTS += tests/integration/test_ktxd_badinput.py tests/integration/test_ktxd_ask.py \
 	tests/integration/test_ktxd_queue.py tests/integration/test_ktxd_restart.py \
-	tests/integration/test_ktxd_systemd.py tests/integration/test_ktxd_cli.py
+	tests/integration/test_ktxd_systemd.py tests/integration/test_ktxd_cli.py \
+	tests/integration/test_ktxd_batch.py
 EXTRA_DIST += tests/integration/ktxd_harness.py tests/integration/test_ktxd_badinput.py \
 	tests/integration/test_ktxd_ask.py tests/integration/test_ktxd_queue.py \
 	tests/integration/test_ktxd_restart.py tests/integration/test_ktxd_systemd.py \
-	tests/integration/test_ktxd_cli.py
+	tests/integration/test_ktxd_cli.py tests/integration/test_ktxd_batch.py
 
 dist_man_MANS += man/ktxd.8 man/ktxd.conf.5

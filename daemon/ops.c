@@ -118,7 +118,7 @@ send_status(struct conn *c, uint64_t req)
 	if (srv->info.bytes_vram > 0)
 		ktx_msg_set_uint(&ev, KTX_F_VRAM, srv->info.bytes_vram);
 	ktx_msg_set_uint(&ev, KTX_F_WAITING, sched_len(srv->sched));
-	ktx_msg_set_uint(&ev, KTX_F_RUNNING, srv->running != NULL);
+	ktx_msg_set_uint(&ev, KTX_F_RUNNING, srv->n_running);
 	ktx_msg_set_float(&ev, KTX_F_TOK_S, jobs_recent_tps(srv));
 	ktx_msg_set_uint(&ev, KTX_F_THREADS, srv->cfg->threads > 0 ? (uint64_t)srv->cfg->threads :
 	    (uint64_t)sysconf(_SC_NPROCESSORS_ONLN));
@@ -133,7 +133,7 @@ op_status(struct conn *c, const struct ktx_msg *m)
 	size_t i, n = sched_users(srv->sched), waiting;
 	uint32_t uid;
 	uint64_t count = 0;
-	bool running_sent = false;
+	struct job *j, *k;
 
 	send_status(c, m->id);
 	/* Queue by user; a user who is not an admin sees only their own line. */
@@ -144,17 +144,23 @@ op_status(struct conn *c, const struct ktx_msg *m)
 		ktx_msg_init(&ev, KTX_EV_USAGE, m->id);
 		ktx_msg_set_uint(&ev, KTX_F_UID, uid);
 		ktx_msg_set_uint(&ev, KTX_F_WAITING, waiting);
-		ktx_msg_set_uint(&ev, KTX_F_RUNNING,
-		    srv->running != NULL && srv->running->uid == uid);
-		running_sent |= srv->running != NULL && srv->running->uid == uid;
+		ktx_msg_set_uint(&ev, KTX_F_RUNNING, jobs_running_of(srv, uid));
 		conn_send(c, &ev);
 		count++;
 	}
-	if (srv->running != NULL && !running_sent && (c->admin || srv->running->uid == c->uid)) {
+	/* Users with running jobs but none waiting: one line each, at their first job. */
+	for (j = srv->jobs; j != NULL; j = j->next) {
+		if (j->started_ms == 0 || sched_user_len(srv->sched, j->uid) > 0 ||
+		    (!c->admin && j->uid != c->uid))
+			continue;
+		for (k = srv->jobs; k != j && (k->started_ms == 0 || k->uid != j->uid); k = k->next)
+			;
+		if (k != j)
+			continue;
 		ktx_msg_init(&ev, KTX_EV_USAGE, m->id);
-		ktx_msg_set_uint(&ev, KTX_F_UID, srv->running->uid);
+		ktx_msg_set_uint(&ev, KTX_F_UID, j->uid);
 		ktx_msg_set_uint(&ev, KTX_F_WAITING, 0);
-		ktx_msg_set_uint(&ev, KTX_F_RUNNING, 1);
+		ktx_msg_set_uint(&ev, KTX_F_RUNNING, jobs_running_of(srv, j->uid));
 		conn_send(c, &ev);
 		count++;
 	}
@@ -203,10 +209,16 @@ op_ps(struct conn *c, const struct ktx_msg *m)
 {
 	struct server *srv = c->srv;
 	struct ps_walk w = {c, m->id, 0};
+	struct job *j;
 
 	send_status(c, m->id);
-	if (srv->running != NULL && (c->admin || srv->running->uid == c->uid)) {
-		send_live_job(c, m->id, srv->running, 0);
+	/* Every running job first (oldest first: the list is newest first). */
+	for (j = srv->jobs; j != NULL && j->next != NULL; j = j->next)
+		;
+	for (; j != NULL; j = j->prev) {
+		if (j->started_ms == 0 || (!c->admin && j->uid != c->uid))
+			continue;
+		send_live_job(c, m->id, j, 0);
 		w.count++;
 	}
 	sched_order(srv->sched, ps_visit, &w);

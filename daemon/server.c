@@ -131,8 +131,8 @@ server_notify_status(struct server *srv)
 		snprintf(line, sizeof(line), "STATUS=loading %s: %.0f%% %s\nEXTEND_TIMEOUT_USEC=%llu",
 		    srv->cfg->model, 100 * srv->progress, srv->progress_what, LOAD_EXTEND_USEC);
 	} else if (srv->state == SRV_READY) {
-		snprintf(line, sizeof(line), "STATUS=serving %s: %zu waiting, %d running, %.1f tok/s",
-		    srv->info.name, sched_len(srv->sched), srv->running != NULL,
+		snprintf(line, sizeof(line), "STATUS=serving %s: %zu waiting, %u running, %.1f tok/s",
+		    srv->info.name, sched_len(srv->sched), srv->n_running,
 		    jobs_recent_tps(srv));
 		ready_now = strncmp(srv->last_status, "STATUS=serving", 14) != 0;
 	} else {
@@ -289,6 +289,7 @@ void
 server_stop(struct server *srv, int exit_code)
 {
 	bool loading = srv->state == SRV_LOADING && !srv->load_failed;
+	struct job *j;
 
 	if (srv->state != SRV_STOPPING) {
 		srv->state = SRV_STOPPING;
@@ -297,12 +298,14 @@ server_stop(struct server *srv, int exit_code)
 		if (!uv_is_closing((uv_handle_t *)&srv->listener))
 			uv_close((uv_handle_t *)&srv->listener, NULL);
 		jobs_shutdown(srv);
-		if (srv->running != NULL) {
+		if (srv->n_running > 0) {
 			srv->stop_requeue = true;
-			worker_cancel(srv->worker, srv->running->id);
-			return; /* on_end calls back when the worker has let go */
+			for (j = srv->jobs; j != NULL; j = j->next)
+				if (j->started_ms != 0)
+					worker_cancel(srv->worker, j->id);
+			return; /* the last on_end calls back when the worker has let go */
 		}
-	} else if (srv->running != NULL) {
+	} else if (srv->n_running > 0) {
 		return;
 	}
 	while (srv->conns != NULL)

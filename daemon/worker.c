@@ -1,9 +1,16 @@
 /*
  * worker.c - the engine thread behind worker.h.
  *
- * Shared state (the job handed over, the cancel flag, the event list) sits
- * behind one mutex; the thread sleeps on a condition variable between jobs.
- * The loop thread never waits for the worker except in worker_free.
+ * Shared state (the jobs handed over, their cancel flags, the event list)
+ * sits behind one mutex; the thread sleeps on a condition variable while it
+ * has no job. The loop thread never waits for the worker except in
+ * worker_free.
+ *
+ * Continuous batching: the thread keeps every job it was handed in one
+ * batch. Each round it takes in new jobs, ends the cancelled ones, runs one
+ * prefill chunk of the oldest job still prefilling, then one decode step of
+ * all prefilled jobs together; so a new job joins between steps and a long
+ * prompt delays the others' next token by one chunk at most.
  */
 #include "config.h"
 
@@ -18,6 +25,20 @@
 /* Most conversations to forget that may wait for the next job. */
 #define FORGET_MAX 64
 
+/* A job handed to the worker, from worker_start until its end is posted. */
+struct slot {
+	struct worker *w;
+	int64_t id;
+	struct gen_request req;  /* deep copy */
+	struct gen_turn *turns;
+	struct job_options opt;
+	struct worker_ev *end_ev; /* allocated up front so the end always goes out */
+	atomic_bool cancel;
+	bool begun;              /* taken in by the thread */
+	struct gen_job *gj;
+	struct slot *next;
+};
+
 struct worker {
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -26,17 +47,12 @@ struct worker {
 	struct gen_params params;
 	char *model;
 	/* under mu */
-	bool quit, have_job;
-	struct worker_job job;   /* deep copy */
-	struct worker_ev *end_ev; /* its end, allocated up front so it always goes out */
-	struct gen_turn *turns;
-	struct job_options opt;
+	bool quit;
+	struct slot *slots;      /* newest first */
+	size_t n_new;            /* slots not yet begun */
 	int64_t forget[FORGET_MAX];
 	size_t n_forget;
 	struct worker_ev *head, *tail;
-	/* read by the engine between steps */
-	atomic_llong running;    /* id of the job being generated, 0: none */
-	atomic_bool cancel;
 };
 
 /* Queues an event for the loop and wakes it. */
@@ -97,63 +113,44 @@ on_progress(void *ctx, double fraction, const char *what)
 	post(w, ev);
 }
 
-static bool
-should_stop(void *ctx)
-{
-	struct worker *w = ctx;
-
-	return atomic_load(&w->cancel);
-}
-
 static int
 on_text(void *ctx, const char *text, size_t len)
 {
-	struct worker *w = ctx;
-	struct worker_ev *ev = ev_new(WEV_TEXT, atomic_load(&w->running), text, len);
+	struct slot *sl = ctx;
+	struct worker_ev *ev = ev_new(WEV_TEXT, sl->id, text, len);
 
 	if (ev == NULL)
 		return -1;
-	post(w, ev);
+	post(sl->w, ev);
 	return 0;
 }
 
-/* Frees the deep copy of the current job (under mu or when the thread is gone). */
 static void
-job_clear(struct worker *w)
+slot_free(struct slot *sl)
 {
 	size_t i;
 
-	for (i = 0; w->turns != NULL && i < w->job.req.n_turns; i++)
-		free((char *)w->turns[i].content);
-	free(w->turns);
-	worker_ev_free(w->end_ev);
-	w->end_ev = NULL;
-	w->turns = NULL;
-	memset(&w->job, 0, sizeof(w->job));
-	w->have_job = false;
+	for (i = 0; sl->turns != NULL && i < sl->req.n_turns; i++)
+		free((char *)sl->turns[i].content);
+	free(sl->turns);
+	worker_ev_free(sl->end_ev);
+	free(sl);
 }
 
-/* Runs one job; returns its end event. */
+/* Fills sl's end event from the result of its generation. */
 static struct worker_ev *
-run_job(struct worker *w, struct gen *g)
+end_event(struct slot *sl, int rc, const struct ktx_err *err, char *answer, enum gen_end end,
+    const struct job_stats *stats)
 {
-	struct worker_ev *ev = w->end_ev;
-	struct ktx_err err;
-	enum gen_end end = GEN_END_CANCELED;
-	struct job_stats stats;
-	char *answer = NULL;
-	int rc;
+	struct worker_ev *ev = sl->end_ev;
 
-	ktx_err_clear(&err);
-	memset(&stats, 0, sizeof(stats));
-	rc = gen_run(g, &w->job.req, on_text, should_stop, w, &answer, &end, &stats, &err);
-	w->end_ev = NULL;
-	ev->stats = stats;
+	sl->end_ev = NULL;
+	ev->stats = *stats;
 	ev->end = end;
 	if (rc != 0) {
 		ev->state = JOB_FAILED;
 		ev->code = rc;
-		ev->text = strdup(err.msg[0] ? err.msg : ktx_status_name(rc));
+		ev->text = strdup(err->msg[0] ? err->msg : ktx_status_name(rc));
 		free(answer);
 	} else {
 		ev->state = end == GEN_END_CANCELED ? JOB_CANCELED : JOB_DONE;
@@ -162,15 +159,119 @@ run_job(struct worker *w, struct gen *g)
 	return ev;
 }
 
+/* Ends sl: takes it off the list, then tells the loop (which may hand over the next job). */
+static void
+slot_end(struct worker *w, struct gen *g, struct slot *sl, bool canceled, int rc,
+    const struct ktx_err *failed)
+{
+	struct slot **p;
+	struct worker_ev *ev;
+	struct job_stats stats;
+	struct ktx_err err;
+	enum gen_end end = GEN_END_CANCELED;
+	char *answer = NULL;
+
+	ktx_err_clear(&err);
+	memset(&stats, 0, sizeof(stats));
+	if (sl->gj != NULL)
+		rc = gen_job_finish(g, sl->gj, canceled, &answer, &end, &stats, &err);
+	else if (failed != NULL)
+		err = *failed;
+	ev = end_event(sl, rc, &err, answer, end, &stats);
+	pthread_mutex_lock(&w->mu);
+	for (p = &w->slots; *p != sl; p = &(*p)->next)
+		;
+	*p = sl->next;
+	pthread_mutex_unlock(&w->mu);
+	slot_free(sl);
+	post(w, ev);
+}
+
+/* The newest slot; the loop thread may prepend at any time, so under mu.
+ * Only the engine thread unlinks slots, so it walks on from there unlocked. */
+static struct slot *
+first_slot(struct worker *w)
+{
+	struct slot *sl;
+
+	pthread_mutex_lock(&w->mu);
+	sl = w->slots;
+	pthread_mutex_unlock(&w->mu);
+	return sl;
+}
+
+/* One round of the batch over the begun slots; false when none is left. */
+static bool
+round_once(struct worker *w, struct gen *g, struct gen_job **batch)
+{
+	struct slot *sl, *next, *oldest = NULL;
+	size_t n = 0;
+
+	for (sl = first_slot(w); sl != NULL; sl = next) {
+		next = sl->next;
+		if (!sl->begun)
+			continue;
+		if (atomic_load(&sl->cancel)) {
+			slot_end(w, g, sl, true, 0, NULL);
+			continue;
+		}
+		if (gen_job_prefilling(sl->gj))
+			oldest = sl;
+	}
+	if (oldest != NULL)
+		gen_job_prefill(oldest->gj);
+	for (sl = first_slot(w); sl != NULL; sl = sl->next)
+		if (sl->begun && !gen_job_ended(sl->gj) && !gen_job_prefilling(sl->gj))
+			batch[n++] = sl->gj;
+	if (n > 0)
+		gen_step(g, batch, n);
+	n = 0;
+	for (sl = first_slot(w); sl != NULL; sl = next) {
+		next = sl->next;
+		if (!sl->begun)
+			continue;
+		if (gen_job_ended(sl->gj))
+			slot_end(w, g, sl, false, 0, NULL);
+		else
+			n++;
+	}
+	return n > 0;
+}
+
+/* Starts generating the slots handed over before head (and head) was read. */
+static void
+begin_new(struct worker *w, struct gen *g, struct slot *head)
+{
+	struct slot *sl, *next;
+	struct ktx_err err;
+	int rc;
+
+	for (sl = head; sl != NULL; sl = next) {
+		next = sl->next;
+		if (sl->begun)
+			continue;
+		pthread_mutex_lock(&w->mu);
+		sl->begun = true;
+		w->n_new--;
+		pthread_mutex_unlock(&w->mu);
+		ktx_err_clear(&err);
+		if ((rc = gen_job_new(g, &sl->req, on_text, sl, &sl->gj, &err)) != 0)
+			slot_end(w, g, sl, false, rc, &err);
+	}
+}
+
 static void *
 thread_main(void *arg)
 {
 	struct worker *w = arg;
 	struct worker_ev *ev;
+	struct gen_job **batch = NULL;
+	struct slot *sl, *next, *head;
 	struct ktx_err err;
 	struct gen *g = NULL;
 	int64_t forget[FORGET_MAX];
-	size_t i, n_forget;
+	size_t i, n_forget, n;
+	bool busy = false;
 	int rc;
 
 	ktx_err_clear(&err);
@@ -188,31 +289,41 @@ thread_main(void *arg)
 	}
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->quit && !w->have_job && w->n_forget == 0)
+		while (!w->quit && !busy && w->n_new == 0 && w->n_forget == 0)
 			pthread_cond_wait(&w->cv, &w->mu);
 		if (w->quit)
 			break;
 		n_forget = w->n_forget;
 		memcpy(forget, w->forget, n_forget * sizeof(*forget));
 		w->n_forget = 0;
+		/* The batch holds at most the slots there are now: later ones
+		 * are begun next round. */
+		head = w->slots;
+		for (n = 0, sl = head; sl != NULL; sl = sl->next)
+			n++;
 		pthread_mutex_unlock(&w->mu);
 		for (i = 0; i < n_forget; i++)
 			gen_forget(g, forget[i]);
-		pthread_mutex_lock(&w->mu);
-		if (!w->have_job)
+		free(batch);
+		if ((batch = calloc(n ? n : 1, sizeof(*batch))) == NULL) {
+			/* Nothing can run without it: end the running jobs. */
+			for (sl = head; sl != NULL; sl = next)
+				if ((next = sl->next, sl->begun))
+					slot_end(w, g, sl, true, 0, NULL);
+			busy = false;
+			pthread_mutex_lock(&w->mu);
 			continue;
-		pthread_mutex_unlock(&w->mu);
-		ev = run_job(w, g);
-		/* Let go of the job before the loop hears of its end: it may hand
-		 * over the next one as soon as it does. */
-		pthread_mutex_lock(&w->mu);
-		job_clear(w);
-		atomic_store(&w->running, 0);
-		pthread_mutex_unlock(&w->mu);
-		post(w, ev);
+		}
+		begin_new(w, g, head);
+		busy = round_once(w, g, batch);
 		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
+	/* Stopping: the running jobs end as cancelled; worker_free drains their ends. */
+	for (sl = w->slots; sl != NULL; sl = next)
+		if ((next = sl->next, sl->begun))
+			slot_end(w, g, sl, true, 0, NULL);
+	free(batch);
 	gen_free(g);
 	return NULL;
 }
@@ -248,16 +359,19 @@ void
 worker_free(struct worker *w)
 {
 	struct worker_ev *ev;
+	struct slot *sl;
 
 	if (w == NULL)
 		return;
 	pthread_mutex_lock(&w->mu);
 	w->quit = true;
-	atomic_store(&w->cancel, true);
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
-	job_clear(w);
+	while ((sl = w->slots) != NULL) {
+		w->slots = sl->next;
+		slot_free(sl);
+	}
 	while ((ev = worker_take(w)) != NULL) {
 		while (ev != NULL) {
 			struct worker_ev *next = ev->next;
@@ -275,36 +389,37 @@ worker_free(struct worker *w)
 int
 worker_start(struct worker *w, const struct worker_job *j, struct ktx_err *err)
 {
-	struct worker_ev *end_ev;
-	struct gen_turn *turns;
+	struct slot *sl;
 	size_t i;
 
-	if ((end_ev = ev_new(WEV_END, j->id, NULL, 0)) == NULL)
-		return ktx_err_set(err, KTX_ENOMEM, "out of memory handing a job over");
-	if ((turns = calloc(j->req.n_turns ? j->req.n_turns : 1, sizeof(*turns))) == NULL) {
-		worker_ev_free(end_ev);
+	if ((sl = calloc(1, sizeof(*sl))) == NULL ||
+	    (sl->end_ev = ev_new(WEV_END, j->id, NULL, 0)) == NULL ||
+	    (sl->turns = calloc(j->req.n_turns ? j->req.n_turns : 1, sizeof(*sl->turns))) == NULL) {
+		if (sl != NULL)
+			worker_ev_free(sl->end_ev);
+		free(sl);
 		return ktx_err_set(err, KTX_ENOMEM, "out of memory handing a job over");
 	}
+	sl->w = w;
+	sl->id = j->id;
+	sl->req = j->req;
+	sl->opt = *j->req.opt;
+	sl->req.opt = &sl->opt;
+	sl->req.turns = sl->turns;
+	sl->req.n_turns = 0;
 	for (i = 0; i < j->req.n_turns; i++) {
-		turns[i].assistant = j->req.turns[i].assistant;
-		if ((turns[i].content = strdup(j->req.turns[i].content)) == NULL) {
-			while (i-- > 0)
-				free((char *)turns[i].content);
-			free(turns);
-			worker_ev_free(end_ev);
+		sl->turns[i].assistant = j->req.turns[i].assistant;
+		if ((sl->turns[i].content = strdup(j->req.turns[i].content)) == NULL) {
+			slot_free(sl);
 			return ktx_err_set(err, KTX_ENOMEM, "out of memory handing a job over");
 		}
+		sl->req.n_turns++;
 	}
+	atomic_init(&sl->cancel, false);
 	pthread_mutex_lock(&w->mu);
-	w->job = *j;
-	w->opt = *j->req.opt;
-	w->job.req.opt = &w->opt;
-	w->job.req.turns = turns;
-	w->turns = turns;
-	w->end_ev = end_ev;
-	w->have_job = true;
-	atomic_store(&w->cancel, false);
-	atomic_store(&w->running, j->id);
+	sl->next = w->slots;
+	w->slots = sl;
+	w->n_new++;
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	return 0;
@@ -313,8 +428,13 @@ worker_start(struct worker *w, const struct worker_job *j, struct ktx_err *err)
 void
 worker_cancel(struct worker *w, int64_t job)
 {
-	if (atomic_load(&w->running) == job)
-		atomic_store(&w->cancel, true);
+	struct slot *sl;
+
+	pthread_mutex_lock(&w->mu);
+	for (sl = w->slots; sl != NULL; sl = sl->next)
+		if (sl->id == job)
+			atomic_store(&sl->cancel, true);
+	pthread_mutex_unlock(&w->mu);
 }
 
 void

@@ -1,10 +1,12 @@
 /*
  * worker.h - the thread that owns the engine.
  *
- * The loop thread hands it one job at a time (worker_start) and may cancel
- * it (worker_cancel); the worker loads the model first and reports progress,
- * each piece of text and the end of each job as events, waking the loop
- * through a uv_async_t. The loop drains them with worker_take.
+ * The loop thread hands it jobs (worker_start), as many at once as it wants
+ * generated together (continuous batching: a new job joins the running batch
+ * between decode steps), and may cancel any of them (worker_cancel); the
+ * worker loads the model first and reports progress, each piece of text and
+ * the end of each job as events, waking the loop through a uv_async_t. The
+ * loop drains them with worker_take.
  */
 #ifndef KTX_DAEMON_WORKER_H
 #define KTX_DAEMON_WORKER_H
@@ -48,11 +50,11 @@ struct worker_job {
 /* Starts the thread, which loads the model at once; events wake async. */
 int worker_new(const struct gen_params *p, uv_async_t *async, struct worker **out,
     struct ktx_err *err);
-/* Cancels any job, stops the thread and frees everything (blocks for the join). */
+/* Cancels every job, stops the thread and frees everything (blocks for the join). */
 void worker_free(struct worker *w);
-/* Hands a job over; the worker must be idle (no job since the last WEV_END). */
+/* Hands a job over; it joins the running batch between two decode steps. */
 int worker_start(struct worker *w, const struct worker_job *j, struct ktx_err *err);
-/* Asks the running job to stop at its next check; a no-op for another id. */
+/* Asks job to stop at its next check (between steps); a no-op for an unknown id. */
 void worker_cancel(struct worker *w, int64_t job);
 /* Drops a conversation's cached session before its next job. */
 void worker_forget(struct worker *w, int64_t conversation);

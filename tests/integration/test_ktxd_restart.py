@@ -4,7 +4,9 @@
 kill -9 while a detached job runs, another waits and an interactive one
 waits: after a restart the history is intact, the detached jobs run to the
 end, the interactive one is marked interrupted. SIGTERM while a detached
-job runs exits 0 and the job is re-queued by the next start.
+job runs exits 0 and the job is re-queued by the next start. The first
+daemon runs one job at a time (--batch-max 1) so that the others still wait
+when it is killed.
 """
 import os
 import signal
@@ -32,14 +34,17 @@ def running(c, timeout=10):
     return False
 
 
-d = Daemon()
+d = Daemon(args=["--batch-max", "1"])
 d2 = d3 = None
 try:
     c = d.client()
     first = c.request({"op": "ask", "prompt": "remember this", "max_tokens": 4})
     conv = first[-1].get("conversation")
     t.ok(first[-1].get("ev") == "done", "a finished exchange before the crash", first[-1])
-    a = c.request({"op": "submit", "prompt": "a long detached job", "max_tokens": 2000})
+    # Greedy, and limited only by the context: sampled, it may end its turn
+    # before the kill on a slow machine.
+    a = c.request({"op": "submit", "prompt": "a long detached job", "max_tokens": 100000,
+                   "temperature": 0})
     b = c.request({"op": "submit", "prompt": "a waiting detached job", "max_tokens": 3})
     ja, jb = a[-1]["job"], b[-1]["job"]
     other = d.client()
@@ -66,7 +71,8 @@ try:
          "the waiting detached job runs to the end after the restart", res)
 
     # SIGTERM with a detached job running: clean exit, the job comes back.
-    r = c.request({"op": "submit", "prompt": "stopped by SIGTERM", "max_tokens": 2000})
+    r = c.request({"op": "submit", "prompt": "stopped by SIGTERM", "max_tokens": 100000,
+                   "temperature": 0})
     jc = r[-1]["job"]
     t.ok(running(c), "another detached job runs")
     c.close()

@@ -1,8 +1,9 @@
 /*
  * test_queue_worker.c - the worker thread with the real engine: loading,
  * events through uv_async, streamed text equal to the stored answer,
- * greedy determinism, the session cache of a follow-up, cancellation, and
- * a prompt over the context. Uses the oracle's v3-f32 model.
+ * greedy determinism, the session cache of a follow-up, cancellation, a
+ * prompt over the context, and several jobs handed over at once (one batch).
+ * Uses the oracle's v3-f32 model.
  */
 #include "config.h"
 
@@ -23,6 +24,9 @@ struct seen {
 	struct worker_ev end; /* copy of the WEV_END (text kept in answer) */
 	char *answer;
 	struct gen_info info;
+	bool batch;           /* several jobs at once: their ends go to ends[] */
+	struct worker_ev ends[4];
+	unsigned n_ends;
 };
 
 static void
@@ -52,6 +56,14 @@ on_events(uv_async_t *a)
 				worker_cancel(s->w, ev->job);
 			break;
 		case WEV_END:
+			if (s->batch) {
+				if (s->n_ends < 4) {
+					s->ends[s->n_ends] = *ev;
+					s->ends[s->n_ends++].next = NULL;
+					ev->text = NULL;
+				}
+				break;
+			}
 			s->end = *ev;
 			s->answer = ev->text;
 			ev->text = NULL;
@@ -169,6 +181,44 @@ main(void)
 	tap_ok(s.end.state == JOB_FAILED && s.end.code == KTX_ERANGE && s.answer &&
 		strstr(s.answer, "context") != NULL,
 	    "a prompt over the context fails, saying so: %s", s.answer ? s.answer : "");
+
+	/* Three jobs handed over at once run as one batch; the one whose
+	 * prompt does not fit fails alone, the others answer as alone. */
+	{
+		struct gen_turn hello = {false, "Hello, who are you?"}, over = {false, big};
+		struct worker_job jobs[3];
+		unsigned k;
+
+		memset(jobs, 0, sizeof(jobs));
+		for (k = 0; k < 3; k++) {
+			jobs[k].id = 7 + k;
+			jobs[k].req.conversation = 5 + k;
+			jobs[k].req.turns = k == 1 ? &over : &hello;
+			jobs[k].req.n_turns = 1;
+			jobs[k].req.opt = &greedy;
+		}
+		s.batch = true;
+		for (k = 0, rc = 0; k < 3 && rc == 0; k++)
+			rc = worker_start(s.w, &jobs[k], &err);
+		tap_is_int(rc, 0, "three jobs are handed over at once");
+		while (rc == 0 && s.n_ends < 3)
+			uv_run(loop, UV_RUN_ONCE);
+		for (k = 0, i = 0; k < s.n_ends; k++) {
+			const struct worker_ev *e = &s.ends[k];
+
+			if (e->job == 8)
+				i += e->state == JOB_FAILED && e->code == KTX_ERANGE;
+			else
+				i += e->state == JOB_DONE && e->text != NULL &&
+				    strcmp(e->text, first) == 0;
+		}
+		tap_ok(s.n_ends == 3 && i == 3,
+		    "a batch: the prompt over the context fails alone, the others "
+		    "give their answers alone");
+		for (k = 0; k < s.n_ends; k++)
+			free(s.ends[k].text);
+		s.batch = false;
+	}
 	free(big);
 
 	turns[0].content = "Still working?";
