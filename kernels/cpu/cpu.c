@@ -4,6 +4,7 @@
  */
 #include "kernels/cpu/cpu.h"
 
+#include <cpuid.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +31,23 @@ static int max_level;
 static int cur_level;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* Whether CPUID leaf 1 reports F16C; clang 14's __builtin_cpu_supports
+ * does not know the name "f16c". */
+static int
+has_f16c(void)
+{
+	unsigned a, b, c, d;
+
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+
 /* The best level the CPU (and the OS, which CPUID's OSXSAVE-aware checks
  * in __builtin_cpu_supports cover) runs. */
 static int
 detect_level(void)
 {
 	__builtin_cpu_init();
-	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
-	    !__builtin_cpu_supports("f16c"))
+	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !has_f16c())
 		return KTX_CPU_GENERIC;
 	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
 	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
