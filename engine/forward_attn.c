@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/forward_fast.h"
 #include "kernels/ref/ops.h"
 
 /* Records the first error of a parallel loop. */
@@ -96,9 +97,13 @@ uk_apply(const struct ktx_model *m, const struct ktx_layer *L, uint32_t h, bool 
 
 	uk_of(m, L, h, &w, &i2, &row0, &rows_nope);
 	nrows = rows_nope ? hp->qk_nope : hp->kv_lora;
-	/* A row-wise product when the rows run over the outputs. */
-	if (rows_nope != transposed)
+	/* A row-wise product when the rows run over the outputs (on the
+	 * calling thread: heads run in parallel). */
+	if (rows_nope != transposed) {
+		if (m->compute == KTX_PATH_FAST && fwd_fast_has(w))
+			return fwd_fast_matmul(m, w, i2, row0, nrows, x, xs, n, y, ys, 1, err);
 		return fwd_matmul_rows(w, i2, row0, nrows, x, xs, n, y, ys, rowbuf, err);
+	}
 	return fwd_matmul_t_rows(w, i2, row0, nrows, x, xs, n, y, ys, rowbuf, acc, err);
 }
 
@@ -111,6 +116,8 @@ uv_apply(const struct ktx_model *m, const struct ktx_layer *L, uint32_t h, const
 	int64_t i2, row0;
 
 	uv_of(m, L, h, &w, &i2, &row0);
+	if (m->compute == KTX_PATH_FAST && fwd_fast_has(w))
+		return fwd_fast_matmul(m, w, i2, row0, m->hp.v_head, x, xs, n, y, ys, 1, err);
 	return fwd_matmul_rows(w, i2, row0, m->hp.v_head, x, xs, n, y, ys, rowbuf, err);
 }
 

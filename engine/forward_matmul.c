@@ -4,13 +4,16 @@
  * once per call, and applied to every input of the batch.
  *
  * Each output element is computed by one thread, in a fixed order, so the
- * results do not depend on the number of threads.
+ * results do not depend on the number of threads. On the fast path
+ * (KTX_PATH_FAST) fwd_matmul hands weights with a SIMD kernel to
+ * forward_fast.c instead.
  */
 #include "engine/model.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/forward_fast.h"
 #include "engine/quant.h"
 #include "kernels/ref/ops.h"
 
@@ -78,6 +81,9 @@ fwd_matmul(const struct ktx_model *m, const struct ktx_wt *w, int64_t i2, int64_
 	int64_t chunk, nchunks, ci;
 	int rc = 0, nt = ktx_par_threads(m, (double)nrows * (double)w->ne[0] * (double)n);
 
+	if (m->compute == KTX_PATH_FAST && fwd_fast_has(w))
+		return fwd_fast_matmul(m, w, i2, row0, nrows, x, x_stride, n, y, y_stride, nt,
+		    err);
 	if (nt == 1) {
 		float *buf = malloc((size_t)w->ne[0] * sizeof(float));
 

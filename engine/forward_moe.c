@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/forward_fast.h"
 #include "kernels/ref/ops.h"
 
 void
@@ -183,6 +184,8 @@ fwd_ffn(struct ktx_model *m, uint32_t il, size_t n, const float *h, float *out,
 {
 	const struct ktx_layer *L = &m->layers[il];
 
+	if (m->compute == KTX_PATH_FAST && fwd_fast_ffn_has(m, il))
+		return fwd_fast_ffn(m, il, n, h, out, err);
 	if (il < m->hp.n_dense_lead)
 		return mlp(m, &L->ffn_gate, &L->ffn_up, &L->ffn_down, 0, m->hp.n_ff, h, n, out,
 		    err);

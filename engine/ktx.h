@@ -33,12 +33,20 @@ enum ktx_attn_path {
 	KTX_ATTN_NAIVE = 1,    /* expand K/V from the latent (for checking) */
 };
 
+/* How matmuls and experts are computed. */
+enum ktx_path {
+	KTX_PATH_FAST = 0,     /* SIMD kernels, activations quantized to the
+	                        * weight's dot type (default; KL-gated in tests) */
+	KTX_PATH_REF = 1,      /* the scalar reference: exact dequantization */
+};
+
 struct ktx_model_params {
 	const char *path;          /* GGUF file */
 	int n_threads;             /* 0: all online CPUs */
 	uint32_t n_expert_used;    /* 0: the model's own */
 	uint32_t n_ctx;            /* 0: the model's context length, capped at 4096 */
 	enum ktx_attn_path attn;
+	enum ktx_path compute;     /* fast (default) or reference arithmetic */
 	ktx_progress_fn progress;  /* may be NULL */
 	void *progress_ctx;
 };

@@ -578,6 +578,7 @@ ktx_model_params_default(struct ktx_model_params *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->attn = KTX_ATTN_ABSORBED;
+	p->compute = KTX_PATH_FAST;
 }
 
 static void
@@ -597,6 +598,9 @@ apply_params(struct ktx_model *m, const struct ktx_model_params *p, struct ktx_e
 	if (p->attn != KTX_ATTN_ABSORBED && p->attn != KTX_ATTN_NAIVE)
 		return ktx_err_set(err, KTX_EINVAL, "unknown attention path %d", (int)p->attn);
 	m->attn = p->attn;
+	if (p->compute != KTX_PATH_FAST && p->compute != KTX_PATH_REF)
+		return ktx_err_set(err, KTX_EINVAL, "unknown compute path %d", (int)p->compute);
+	m->compute = p->compute;
 	if (p->n_threads < 0)
 		return ktx_err_set(err, KTX_EINVAL, "thread count %d is negative", p->n_threads);
 	m->n_threads = p->n_threads;

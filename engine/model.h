@@ -96,6 +96,7 @@ struct ktx_model {
 	uint32_t n_expert_used;       /* active experts (default hp's) */
 	int n_threads;
 	enum ktx_attn_path attn;
+	enum ktx_path compute;
 	char *name;
 	uint64_t n_params, n_bytes;
 };

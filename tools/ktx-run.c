@@ -25,6 +25,8 @@ static const char usage_text[] =
     "       ktx-run -m MODEL --tokens 1,2,3 --greedy N\n"
     "       ktx-run -m MODEL -p TEXT [--chat] [-n N] [--temp T] [--seed S]\n"
     "       ktx-run -m MODEL --perplexity FILE\n"
+    "       ktx-run -m MODEL --kl-divergence FILE | --tokens 1,2,3 --kl-divergence\n"
+    "       ktx-run -m MODEL --bench [--prompt-tokens N] [--gen-tokens N] [--sessions N]\n"
     "\n"
     "  -m, --model FILE       the GGUF model\n"
     "      --info             print architecture, hyper-parameters and tensor types\n"
@@ -44,6 +46,17 @@ static const char usage_text[] =
     "      --repeat-penalty R penalise recently generated tokens (1 = off)\n"
     "      --seed S           random seed (reproducible output)\n"
     "      --perplexity FILE  perplexity of the model on FILE's text\n"
+    "      --kl-divergence [FILE]  run FILE's text (or --tokens) through --path and\n"
+    "                         --kl-base; print mean/max KL, top-1 agreement and\n"
+    "                         both perplexities as one JSON object\n"
+    "      --kl-base PATH     the baseline path (default ref)\n"
+    "      --kl-reference F   baseline logits from a float32 file [n_tokens][n_vocab]\n"
+    "                         (with --tokens) instead of a path\n"
+    "      --bench            time prefill and decode, print one JSON object\n"
+    "      --prompt-tokens N  --bench: prompt length (default 512)\n"
+    "      --gen-tokens N     --bench: decode steps (default 16)\n"
+    "      --sessions N       --bench: sessions decoded together (default 1)\n"
+    "      --path PATH        compute path: fast (default, SIMD kernels) or ref\n"
     "      --attn PATH        attention path: absorbed (default) or naive\n"
     "      --experts N        routed experts per token (default: the model's)\n"
     "      --ctx N            context length\n"
@@ -56,7 +69,8 @@ static const char usage_text[] =
 enum {
 	OPT_INFO = 256, OPT_TOKENIZE, OPT_SPECIAL, OPT_DEQUANT, OPT_TOKENS, OPT_LOGITS,
 	OPT_GREEDY, OPT_CHAT, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT,
-	OPT_SEED, OPT_PERPLEXITY, OPT_ATTN, OPT_EXPERTS, OPT_CTX,
+	OPT_SEED, OPT_PERPLEXITY, OPT_ATTN, OPT_EXPERTS, OPT_CTX, OPT_KL, OPT_KL_BASE,
+	OPT_KL_REF, OPT_BENCH, OPT_PROMPT_TOKENS, OPT_GEN_TOKENS, OPT_SESSIONS, OPT_PATH,
 };
 
 static const struct option long_options[] = {
@@ -84,6 +98,14 @@ static const struct option long_options[] = {
 	{"attn", required_argument, NULL, OPT_ATTN},
 	{"experts", required_argument, NULL, OPT_EXPERTS},
 	{"ctx", required_argument, NULL, OPT_CTX},
+	{"kl-divergence", optional_argument, NULL, OPT_KL},
+	{"kl-base", required_argument, NULL, OPT_KL_BASE},
+	{"kl-reference", required_argument, NULL, OPT_KL_REF},
+	{"bench", no_argument, NULL, OPT_BENCH},
+	{"prompt-tokens", required_argument, NULL, OPT_PROMPT_TOKENS},
+	{"gen-tokens", required_argument, NULL, OPT_GEN_TOKENS},
+	{"sessions", required_argument, NULL, OPT_SESSIONS},
+	{"path", required_argument, NULL, OPT_PATH},
 	{NULL, 0, NULL, 0},
 };
 
@@ -137,7 +159,8 @@ main(int argc, char **argv)
 {
 	struct run_opts o = {
 		.n_predict = 128, .temp = 0.6f, .top_p = 0.95f, .min_p = 0.0f,
-		.repeat_penalty = 1.0f, .greedy = -1,
+		.repeat_penalty = 1.0f, .greedy = -1, .prompt_tokens = 512, .gen_tokens = 16,
+		.sessions = 1,
 	};
 	int info = 0, c;
 	long long v;
@@ -218,6 +241,40 @@ main(int argc, char **argv)
 				return usage_error("bad --ctx '%s'", optarg);
 			o.ctx = (int)v;
 			break;
+		case OPT_KL:
+			o.kl = true;
+			/* "--kl-divergence FILE" as well as "=FILE". */
+			if (optarg == NULL && optind < argc && argv[optind][0] != '-')
+				optarg = argv[optind++];
+			o.kl_file = optarg;
+			break;
+		case OPT_KL_BASE:
+			if (run_path_of(optarg) < 0)
+				return usage_error("bad --kl-base '%s' (want fast or ref)", optarg);
+			o.kl_base = optarg;
+			break;
+		case OPT_KL_REF: o.kl_reference = optarg; break;
+		case OPT_BENCH: o.bench = true; break;
+		case OPT_PROMPT_TOKENS:
+			if (!parse_int(optarg, 1, 1 << 20, &v))
+				return usage_error("bad --prompt-tokens '%s'", optarg);
+			o.prompt_tokens = (int)v;
+			break;
+		case OPT_GEN_TOKENS:
+			if (!parse_int(optarg, 1, 1 << 20, &v))
+				return usage_error("bad --gen-tokens '%s'", optarg);
+			o.gen_tokens = (int)v;
+			break;
+		case OPT_SESSIONS:
+			if (!parse_int(optarg, 1, 1024, &v))
+				return usage_error("bad --sessions '%s' (want 1..1024)", optarg);
+			o.sessions = (int)v;
+			break;
+		case OPT_PATH:
+			if (run_path_of(optarg) < 0)
+				return usage_error("bad --path '%s' (want fast or ref)", optarg);
+			o.path = optarg;
+			break;
 		default:
 			fputs("Try 'ktx-run --help'.\n", stderr);
 			return RUN_EXIT_USAGE;
@@ -236,6 +293,15 @@ main(int argc, char **argv)
 		return run_tokenize(&o);
 	if (o.dequant_tensor)
 		return run_dequant(&o);
+	if (o.bench)
+		return run_bench(&o);
+	if (o.kl) {
+		if ((o.kl_file == NULL) == (o.tokens == NULL))
+			return usage_error("%s", "--kl-divergence needs a FILE or --tokens (not both)");
+		if (o.kl_reference != NULL && o.tokens == NULL)
+			return usage_error("%s", "--kl-reference goes with --tokens");
+		return run_kl(&o);
+	}
 	if (o.tokens && o.logits_out)
 		return run_logits(&o);
 	if (o.tokens && o.greedy >= 0)
@@ -246,5 +312,6 @@ main(int argc, char **argv)
 		return run_perplexity(&o);
 	if (o.prompt)
 		return run_generate(&o);
-	return usage_error("%s", "nothing to do: give --info, --tokenize, --dequant, --tokens, -p or --perplexity");
+	return usage_error("%s", "nothing to do: give --info, --tokenize, --dequant, --tokens, -p, "
+	    "--perplexity, --kl-divergence or --bench");
 }

@@ -58,6 +58,8 @@ load(const struct run_opts *o, struct ktx_model **m)
 	p.n_ctx = (uint32_t)o->ctx;
 	p.attn = o->attn != NULL && strcmp(o->attn,
 	    "naive") == 0 ? KTX_ATTN_NAIVE : KTX_ATTN_ABSORBED;
+	if (o->path != NULL)
+		p.compute = (enum ktx_path)run_path_of(o->path);
 	if (ktx_model_load(&p, m, &err) != 0) {
 		print_err(o->model, &err);
 		return -1;
@@ -65,10 +67,8 @@ load(const struct run_opts *o, struct ktx_model **m)
 	return 0;
 }
 
-/* Parses "1,2,3" into a malloc'ed array; every id must be a whole number
- * in [0, INT32_MAX]. */
-static int
-parse_ids(const char *s, int32_t **out, size_t *n)
+int
+run_parse_ids(const char *s, int32_t **out, size_t *n)
 {
 	size_t cap = 16, k = 0;
 	int32_t *ids = malloc(cap * sizeof(*ids));
@@ -143,7 +143,7 @@ run_logits(const struct run_opts *o)
 	int status = RUN_EXIT_FAIL;
 
 	ktx_err_clear(&err);
-	if (parse_ids(o->tokens, &ids, &n) != 0 || load(o, &m) != 0 || open_session(o, m, n,
+	if (run_parse_ids(o->tokens, &ids, &n) != 0 || load(o, &m) != 0 || open_session(o, m, n,
 	    &s) != 0)
 		goto out;
 	ktx_model_get_info(m, &info);
@@ -185,7 +185,7 @@ run_greedy(const struct run_opts *o)
 	int i, st, status = RUN_EXIT_FAIL;
 
 	ktx_err_clear(&err);
-	if (parse_ids(o->tokens, &ids, &n) != 0 || load(o, &m) != 0 ||
+	if (run_parse_ids(o->tokens, &ids, &n) != 0 || load(o, &m) != 0 ||
 	    open_session(o, m, n + (size_t)o->greedy, &s) != 0)
 		goto out;
 	ktx_model_get_info(m, &info);
@@ -381,9 +381,8 @@ out:
 	return status;
 }
 
-/* Reads a whole file (NUL-terminated copy). */
-static char *
-slurp(const char *path, size_t *len)
+char *
+run_slurp(const char *path, size_t *len)
 {
 	FILE *fp = fopen(path, "rb");
 	char *buf = NULL, *nb;
@@ -455,7 +454,7 @@ run_perplexity(const struct run_opts *o)
 	int status = RUN_EXIT_FAIL;
 
 	ktx_err_clear(&err);
-	if ((text = slurp(o->perplexity_file, &len)) == NULL) {
+	if ((text = run_slurp(o->perplexity_file, &len)) == NULL) {
 		fprintf(stderr, "ktx-run: cannot read %s: %s\n", o->perplexity_file,
 		    strerror(errno));
 		goto out;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""test_forward - every oracle model through ktx-run, both attention paths.
+"""test_forward - every oracle model through ktx-run, both attention paths,
+on the reference compute path (--path ref).
 
 For each model in $KTX_ORACLE/models and each prompt of prompts.json, runs
 `ktx-run --tokens ... --logits` and `--greedy 32` with --attn absorbed and
@@ -93,8 +94,9 @@ def greedy_ok(ref, got):
 
 def ktx(args, threads="1"):
     # One thread unless asked: the suite shares a small machine, and the
-    # results do not depend on it (checked below).
-    return run([program("ktx-run"), "-t", threads] + args)
+    # results do not depend on it (checked below). The reference compute
+    # path: the fast one is gated by test_kl.py.
+    return run([program("ktx-run"), "-t", threads, "--path", "ref"] + args)
 
 
 def check_perplexity(tap, tmp):

@@ -1,0 +1,15 @@
+# engine/fast.mk - the fast path of the forward pass (SIMD matmuls, experts
+# per expert over their tokens) and its quality gate against the reference.
+# Included by the top-level Makefile.am.
+libktxengine_a_SOURCES += engine/forward_fast.h engine/forward_fast.c \
+	engine/forward_fast_moe.c
+
+TESTS += tests/oracle/test_kl.py
+EXTRA_DIST += tests/oracle/test_kl.py bench/run-bench.sh bench/triad.c
+
+check_PROGRAMS += tests/unit/test_batch_fast
+TESTS += tests/unit/test_batch_fast
+tests_unit_test_batch_fast_LDADD = $(ENGINE_LIBS)
+
+# The bandwidth probe of bench/run-bench.sh (not a test).
+noinst_PROGRAMS += bench/triad

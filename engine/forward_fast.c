@@ -1,0 +1,161 @@
+/*
+ * forward_fast.c - matmuls of the fast path: activations converted once to
+ * the weight type's dot type (kernels/cpu/cpu.h: Q8_K for K- and i-quants,
+ * Q8_0 for the legacy types, float32 for float weights), then one
+ * ktx_cpu_matmul call that reads each weight row once for all inputs.
+ *
+ * Float weights keep float32 activations, so a float model's fast path
+ * differs from the reference only in summation order. Each output is one
+ * dot product computed by one thread, so results do not depend on the
+ * thread count or on which other inputs share the batch (batched decode
+ * gives each session what it would get alone).
+ */
+#include "engine/forward_fast.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/quant.h"
+#include "kernels/cpu/cpu.h"
+
+/* Below this many floats, converting activations stays on one thread. */
+#define ACT_PARALLEL_MIN 65536
+
+bool
+fwd_fast_has(const struct ktx_wt *w)
+{
+	return w->name != NULL && ktx_cpu_dot_type(w->type) >= 0 &&
+	       ktx_cpu_act_row_bytes(w->type, w->ne[0]) != 0;
+}
+
+bool
+fwd_act_fits(const struct fwd_act *a, const struct ktx_wt *w)
+{
+	return a->dot_type >= 0 && a->dot_type == ktx_cpu_dot_type(w->type) &&
+	       a->ne == w->ne[0] && a->row_bytes == ktx_cpu_act_row_bytes(w->type, w->ne[0]);
+}
+
+void
+fwd_act_free(struct fwd_act *a)
+{
+	free(a->owned);
+	memset(a, 0, sizeof(*a));
+	a->dot_type = -1;
+}
+
+/*
+ * One row into its dot type; a quantized row gets the quantized residual
+ * in the next rb bytes. Returns nonzero on failure (out of memory or a
+ * length the quantizer refuses).
+ */
+static int
+convert_row(int dt, const float *x, uint8_t *dst, size_t rb, int64_t ne)
+{
+	float *r;
+	int64_t i;
+	int bad;
+
+	if (ktx_cpu_quantize_row((uint32_t)dt, x, dst, ne) != 0)
+		return 1;
+	if (dt == KTX_TYPE_F32)
+		return 0;
+	if ((r = malloc((size_t)ne * sizeof(float))) == NULL)
+		return 1;
+	bad = ktx_dequantize((uint32_t)dt, dst, r, ne, NULL) != 0;
+	for (i = 0; i < ne && !bad; i++)
+		r[i] = x[i] - r[i];
+	bad = bad || ktx_cpu_quantize_row((uint32_t)dt, r, dst + rb, ne) != 0;
+	free(r);
+	return bad;
+}
+
+int
+fwd_act_make(struct fwd_act *a, enum ktx_type wtype, const float *x, size_t xs, size_t n,
+    int64_t ne, struct ktx_err *err)
+{
+	int dt = ktx_cpu_dot_type(wtype);
+	size_t rb = ktx_cpu_act_row_bytes(wtype, ne);
+	int64_t t;
+	int bad = 0;
+
+	memset(a, 0, sizeof(*a));
+	a->dot_type = -1;
+	if (dt < 0 || rb == 0)
+		return ktx_err_set(err, KTX_EUNSUPPORTED,
+		    "no fast kernel for %s rows of %lld elements",
+		    ktx_type_name(wtype), (long long)ne);
+	a->ne = ne;
+	a->row_bytes = rb;
+	a->n = n;
+	a->nsub = dt == KTX_TYPE_F32 ? 1 : 2;
+	/* Packed float rows are what a float kernel reads: no copy. */
+	if (dt == KTX_TYPE_F32 && (xs == (size_t)ne || n == 1)) {
+		a->data = (const uint8_t *)x;
+		a->dot_type = dt;
+		return 0;
+	}
+	a->owned = malloc(n * (size_t)a->nsub * rb + 1);
+	if (a->owned == NULL)
+		return ktx_err_set(err, KTX_ENOMEM, "out of memory converting %zu activation rows",
+		    n);
+#pragma omp parallel for schedule(static) reduction(| : bad) \
+    if ((double)n * (double)ne >= ACT_PARALLEL_MIN)
+	for (t = 0; t < (int64_t)n; t++)
+		bad |= convert_row(dt, x + (size_t)t * xs, a->owned + (size_t)t * a->nsub * rb,
+		    rb, ne);
+	if (bad) {
+		fwd_act_free(a);
+		return ktx_err_set(err, KTX_EINVAL, "cannot convert activation rows of %lld "
+		    "elements", (long long)ne);
+	}
+	a->data = a->owned;
+	a->dot_type = dt;
+	return 0;
+}
+
+int
+fwd_fast_matmul_act(const struct ktx_model *m, const struct ktx_wt *w, int64_t i2,
+    int64_t row0, int64_t nrows, const struct fwd_act *a, float *y, size_t y_stride,
+    int nthreads, struct ktx_err *err)
+{
+	const uint8_t *src = w->data + ((size_t)i2 * (size_t)w->ne[1] + (size_t)row0) *
+	    w->row_bytes;
+	size_t nx = a->n * (size_t)a->nsub, t, r;
+	float *tmp = y;
+	int rc = 0;
+
+	if (a->n == 0 || nrows == 0)
+		return 0;
+	if (nthreads <= 0)
+		nthreads = m->n_threads;
+	if (a->nsub > 1 && (tmp = malloc(nx * (size_t)nrows * sizeof(float))) == NULL)
+		return ktx_err_set(err, KTX_ENOMEM, "out of memory for a product of %s", w->name);
+	if (ktx_cpu_matmul(w->type, w->ne[0], nrows, src, w->row_bytes, a->data, a->row_bytes,
+	    (int64_t)nx, tmp, a->nsub > 1 ? (size_t)nrows : y_stride, nthreads) != 0)
+		rc = ktx_err_set(err, KTX_EUNSUPPORTED, "no fast kernel for %s (%s)", w->name,
+		    ktx_type_name(w->type));
+	/* Each row's product is its 8-bit part plus its residual's. */
+	if (rc == 0 && a->nsub > 1)
+		for (t = 0; t < a->n; t++)
+			for (r = 0; r < (size_t)nrows; r++)
+				y[t * y_stride + r] = tmp[2 * t * (size_t)nrows + r] +
+				    tmp[(2 * t + 1) * (size_t)nrows + r];
+	if (tmp != y)
+		free(tmp);
+	return rc;
+}
+
+int
+fwd_fast_matmul(const struct ktx_model *m, const struct ktx_wt *w, int64_t i2, int64_t row0,
+    int64_t nrows, const float *x, size_t x_stride, size_t n, float *y, size_t y_stride,
+    int nthreads, struct ktx_err *err)
+{
+	struct fwd_act a;
+	int rc;
+
+	if ((rc = fwd_act_make(&a, w->type, x, x_stride, n, w->ne[0], err)) != 0)
+		return rc;
+	rc = fwd_fast_matmul_act(m, w, i2, row0, nrows, &a, y, y_stride, nthreads, err);
+	fwd_act_free(&a);
+	return rc;
+}
