@@ -101,6 +101,11 @@ class AskCli(threading.Thread):
         return next((tm for tm, ev in self.events if ev.get("ev") == kind), None)
 
 
+# Answers long enough that a job cannot end before another one's process has
+# started, even on the fast path of this tiny model.
+N_REF = 200
+
+
 def running_jobs(c):
     evs = c.request({"op": "ps"})
     return evs[0].get("running"), [e["job"] for e in evs
@@ -111,13 +116,13 @@ d = Daemon(args=["--batch-max", "4"])
 d1 = None
 try:
     # Each job alone first: the reference answers.
-    ref = [alone(d, p, 24) for p in PROMPTS]
+    ref = [alone(d, p, N_REF) for p in PROMPTS]
     t.ok(all(e.get("ev") == "done" and txt for txt, e in ref),
          "two greedy answers alone (%d and %d tokens)" % tuple(e.get("gen_tokens", 0)
                                                              for _, e in ref))
 
     # Two users at once.
-    users = [AskCli(d, 1000 + i, "user %d asks about rivers" % i, 48) for i in range(2)]
+    users = [AskCli(d, 1000 + i, "user %d asks about rivers" % i, 400) for i in range(2)]
     admin = d.client()
     seen = (0, [])
     while any(u.is_alive() for u in users) and len(seen[1]) < 2:
@@ -137,9 +142,9 @@ try:
          "status and ps show both running (%s, %s)" % seen)
 
     # A batch whose second job joins while the first decodes: same answers.
-    a = Ask(d, PROMPTS[0], 24)
+    a = Ask(d, PROMPTS[0], N_REF)
     a.wait_tokens(3)
-    b = Ask(d, PROMPTS[1], 24)
+    b = Ask(d, PROMPTS[1], N_REF)
     a.finish()
     b.finish()
     t.ok(b.first("token") is not None and a.end().get("ev") == "done" and
@@ -148,7 +153,7 @@ try:
     t.ok((a.text(), b.text()) == (ref[0][0], ref[1][0]),
          "each job of the batch gives its greedy answer alone", [a.text(), b.text()])
     # Four at once, all joining together.
-    four = [Ask(d, PROMPTS[i % 2], 24) for i in range(4)]
+    four = [Ask(d, PROMPTS[i % 2], N_REF) for i in range(4)]
     texts = [x.finish().text() for x in four]
     t.ok(texts == [ref[i % 2][0] for i in range(4)],
          "four jobs at once give their answers alone", texts)
@@ -213,9 +218,9 @@ finally:
 # batch_max 1: one job at a time, the same answers.
 d1 = Daemon(args=["--batch-max", "1"])
 try:
-    a = Ask(d1, PROMPTS[0], 24)
+    a = Ask(d1, PROMPTS[0], N_REF)
     a.wait_tokens(1)
-    b = Ask(d1, PROMPTS[1], 24)
+    b = Ask(d1, PROMPTS[1], N_REF)
     a.finish()
     b.finish()
     t.ok(a.first("done") is not None and b.first("token") is not None and
