@@ -2,8 +2,8 @@
 
 A Daemon runs ktxd on a temporary socket and database with an oracle model;
 Client speaks the wire protocol directly (4-byte big-endian length + one
-msgpack map), with a minimal msgpack written here because the tests may use
-the Python standard library only. Tests that exercise the user-facing
+msgpack map) with the standard-library msgpack of tests/client/ktxwire.py,
+which the client's tests use too. Tests that exercise the user-facing
 commands run the real ktxctl instead.
 """
 import os
@@ -16,103 +16,12 @@ import tempfile
 import time
 
 import ktxtest
+from client.ktxwire import pack, unpack  # noqa: F401 (tests import them from here)
 
 MODEL = os.path.join(ktxtest.ORACLE, "models", "v3-f32.gguf")
 
 
-# ---- msgpack, the subset the protocol uses --------------------------------
-
-def pack(obj):
-    """Encodes None, bool, int, float, str, bytes, list, dict."""
-    if obj is None:
-        return b"\xc0"
-    if obj is True:
-        return b"\xc3"
-    if obj is False:
-        return b"\xc2"
-    if isinstance(obj, int):
-        if 0 <= obj < 128:
-            return bytes([obj])
-        if -32 <= obj < 0:
-            return struct.pack("b", obj)
-        if 0 <= obj < 2 ** 64:
-            return b"\xcf" + struct.pack(">Q", obj)
-        return b"\xd3" + struct.pack(">q", obj)
-    if isinstance(obj, float):
-        return b"\xcb" + struct.pack(">d", obj)
-    if isinstance(obj, str):
-        b = obj.encode("utf-8")
-        if len(b) < 32:
-            return bytes([0xa0 | len(b)]) + b
-        return b"\xdb" + struct.pack(">I", len(b)) + b
-    if isinstance(obj, bytes):
-        return b"\xc6" + struct.pack(">I", len(obj)) + obj
-    if isinstance(obj, (list, tuple)):
-        return b"\xdd" + struct.pack(">I", len(obj)) + b"".join(pack(x) for x in obj)
-    if isinstance(obj, dict):
-        out = b"\xdf" + struct.pack(">I", len(obj))
-        for k, v in obj.items():
-            out += pack(k) + pack(v)
-        return out
-    raise TypeError(type(obj))
-
-
-def unpack(buf, i=0):
-    """Decodes one object at buf[i:]; returns (obj, next index)."""
-    t = buf[i]
-    i += 1
-    if t <= 0x7f:
-        return t, i
-    if t >= 0xe0:
-        return t - 256, i
-    if 0x80 <= t <= 0x8f:
-        return _map(buf, i, t & 0x0f)
-    if 0x90 <= t <= 0x9f:
-        return _arr(buf, i, t & 0x0f)
-    if 0xa0 <= t <= 0xbf:
-        n = t & 0x1f
-        return buf[i:i + n].decode("utf-8"), i + n
-    fixed = {0xc0: None, 0xc2: False, 0xc3: True}
-    if t in fixed:
-        return fixed[t], i
-    ints = {0xcc: ">B", 0xcd: ">H", 0xce: ">I", 0xcf: ">Q",
-            0xd0: ">b", 0xd1: ">h", 0xd2: ">i", 0xd3: ">q", 0xca: ">f", 0xcb: ">d"}
-    if t in ints:
-        fmt = ints[t]
-        n = struct.calcsize(fmt)
-        return struct.unpack(fmt, buf[i:i + n])[0], i + n
-    lens = {0xd9: ">B", 0xda: ">H", 0xdb: ">I", 0xc4: ">B", 0xc5: ">H", 0xc6: ">I"}
-    if t in lens:
-        fmt = lens[t]
-        k = struct.calcsize(fmt)
-        n = struct.unpack(fmt, buf[i:i + k])[0]
-        raw = buf[i + k:i + k + n]
-        return (raw.decode("utf-8") if t in (0xd9, 0xda, 0xdb) else raw), i + k + n
-    if t in (0xdc, 0xdd):
-        k = 2 if t == 0xdc else 4
-        return _arr(buf, i + k, struct.unpack(">H" if k == 2 else ">I", buf[i:i + k])[0])
-    if t in (0xde, 0xdf):
-        k = 2 if t == 0xde else 4
-        return _map(buf, i + k, struct.unpack(">H" if k == 2 else ">I", buf[i:i + k])[0])
-    raise ValueError("msgpack type 0x%02x" % t)
-
-
-def _arr(buf, i, n):
-    out = []
-    for _ in range(n):
-        v, i = unpack(buf, i)
-        out.append(v)
-    return out, i
-
-
-def _map(buf, i, n):
-    out = {}
-    for _ in range(n):
-        k, i = unpack(buf, i)
-        v, i = unpack(buf, i)
-        out[k] = v
-    return out, i
-
+# ---- framing (msgpack comes from tests/client/ktxwire.py) -----------------
 
 def frame(payload):
     """A frame: length prefix + payload bytes."""
