@@ -28,11 +28,20 @@ fwd_fast_has(const struct ktx_wt *w)
 	       ktx_cpu_act_row_bytes(w->type, w->ne[0]) != 0;
 }
 
+/* Sub-rows per converted row for w: the residual only where w asks for it
+ * and the activations are quantized. */
+static int
+act_nsub(int dot_type, const struct ktx_wt *w)
+{
+	return dot_type != KTX_TYPE_F32 && w->act_residual ? 2 : 1;
+}
+
 bool
 fwd_act_fits(const struct fwd_act *a, const struct ktx_wt *w)
 {
 	return a->dot_type >= 0 && a->dot_type == ktx_cpu_dot_type(w->type) &&
-	       a->ne == w->ne[0] && a->row_bytes == ktx_cpu_act_row_bytes(w->type, w->ne[0]);
+	       a->ne == w->ne[0] && a->row_bytes == ktx_cpu_act_row_bytes(w->type, w->ne[0]) &&
+	       a->nsub == act_nsub(a->dot_type, w);
 }
 
 void
@@ -44,12 +53,12 @@ fwd_act_free(struct fwd_act *a)
 }
 
 /*
- * One row into its dot type; a quantized row gets the quantized residual
+ * One row into its dot type; with nsub 2 the quantized residual follows
  * in the next rb bytes. Returns nonzero on failure (out of memory or a
  * length the quantizer refuses).
  */
 static int
-convert_row(int dt, const float *x, uint8_t *dst, size_t rb, int64_t ne)
+convert_row(int dt, int nsub, const float *x, uint8_t *dst, size_t rb, int64_t ne)
 {
 	float *r;
 	int64_t i;
@@ -57,7 +66,7 @@ convert_row(int dt, const float *x, uint8_t *dst, size_t rb, int64_t ne)
 
 	if (ktx_cpu_quantize_row((uint32_t)dt, x, dst, ne) != 0)
 		return 1;
-	if (dt == KTX_TYPE_F32)
+	if (nsub == 1)
 		return 0;
 	if ((r = malloc((size_t)ne * sizeof(float))) == NULL)
 		return 1;
@@ -70,9 +79,10 @@ convert_row(int dt, const float *x, uint8_t *dst, size_t rb, int64_t ne)
 }
 
 int
-fwd_act_make(struct fwd_act *a, enum ktx_type wtype, const float *x, size_t xs, size_t n,
+fwd_act_make(struct fwd_act *a, const struct ktx_wt *w, const float *x, size_t xs, size_t n,
     int64_t ne, struct ktx_err *err)
 {
+	enum ktx_type wtype = w->type;
 	int dt = ktx_cpu_dot_type(wtype);
 	size_t rb = ktx_cpu_act_row_bytes(wtype, ne);
 	int64_t t;
@@ -87,7 +97,7 @@ fwd_act_make(struct fwd_act *a, enum ktx_type wtype, const float *x, size_t xs, 
 	a->ne = ne;
 	a->row_bytes = rb;
 	a->n = n;
-	a->nsub = dt == KTX_TYPE_F32 ? 1 : 2;
+	a->nsub = act_nsub(dt, w);
 	/* Packed float rows are what a float kernel reads: no copy. */
 	if (dt == KTX_TYPE_F32 && (xs == (size_t)ne || n == 1)) {
 		a->data = (const uint8_t *)x;
@@ -101,7 +111,7 @@ fwd_act_make(struct fwd_act *a, enum ktx_type wtype, const float *x, size_t xs, 
 #pragma omp parallel for schedule(static) reduction(| : bad) \
     if ((double)n * (double)ne >= ACT_PARALLEL_MIN)
 	for (t = 0; t < (int64_t)n; t++)
-		bad |= convert_row(dt, x + (size_t)t * xs, a->owned + (size_t)t * a->nsub * rb,
+		bad |= convert_row(dt, a->nsub, x + (size_t)t * xs, a->owned + (size_t)t * a->nsub * rb,
 		    rb, ne);
 	if (bad) {
 		fwd_act_free(a);
@@ -153,7 +163,7 @@ fwd_fast_matmul(const struct ktx_model *m, const struct ktx_wt *w, int64_t i2, i
 	struct fwd_act a;
 	int rc;
 
-	if ((rc = fwd_act_make(&a, w->type, x, x_stride, n, w->ne[0], err)) != 0)
+	if ((rc = fwd_act_make(&a, w, x, x_stride, n, w->ne[0], err)) != 0)
 		return rc;
 	rc = fwd_fast_matmul_act(m, w, i2, row0, nrows, &a, y, y_stride, nthreads, err);
 	fwd_act_free(&a);

@@ -19,13 +19,13 @@
  * for every matrix whose weights take that type and row length: an input
  * read by several matrices is converted once.
  *
- * A quantized row is stored as two: the 8-bit row and the 8-bit row of
- * what it left out (x - dequant(q(x))). The product is the sum of both
- * dots, so the activations carry about 16 bits instead of 8 for the price
- * of a second activation row in the same pass over each weight row (the
- * kernels unpack a weight block once for several activation rows). With
- * plain 8-bit activations the quantized oracle models land at llama.cpp's
- * KL; with the residual they land well under it.
+ * A quantized row is stored as one or two: the 8-bit row and, for the
+ * weights whose act_residual is set (the model's KTX_ACT_* classes), the
+ * 8-bit row of what it left out (x - dequant(q(x))). The product is then
+ * the sum of both dots, so the activations carry about 16 bits instead of
+ * 8 for the price of a second activation row in the same pass over each
+ * weight row (the kernels unpack a weight block once for several
+ * activation rows).
  */
 struct fwd_act {
 	int dot_type;          /* a KTX_TYPE_*; -1 while empty */
@@ -41,9 +41,10 @@ struct fwd_act {
  * its row length is a whole number of that type's blocks). */
 bool fwd_fast_has(const struct ktx_wt *w);
 
-/* Converts n rows of ne floats (x[t] at x + t * xs) for weights of type
- * wtype; float32 rows already packed are used in place. */
-int fwd_act_make(struct fwd_act *a, enum ktx_type wtype, const float *x, size_t xs, size_t n,
+/* Converts n rows of ne floats (x[t] at x + t * xs) for weight w (its
+ * type, and a residual row when w->act_residual); float32 rows already
+ * packed are used in place. */
+int fwd_act_make(struct fwd_act *a, const struct ktx_wt *w, const float *x, size_t xs, size_t n,
     int64_t ne, struct ktx_err *err);
 /* True when a holds rows that w's kernel takes. */
 bool fwd_act_fits(const struct fwd_act *a, const struct ktx_wt *w);

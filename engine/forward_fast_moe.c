@@ -3,12 +3,20 @@
  * the same function as forward_moe.c, computed per expert over all the
  * tokens that chose it.
  *
- * The block's input is converted to the experts' dot type once for the
- * whole batch; each chosen expert then runs as one small GEMM (gate, up,
- * SiLU, down) over its tokens' rows, so its weights are read once per
- * batch: once per prompt chunk in prefill, once per step for all sessions
- * of a batched decode. Results per token are accumulated in expert id
- * order, independent of which other tokens share the batch.
+ * Each FFN that runs for a batch (a dense FFN, every chosen routed expert,
+ * the shared experts) is a job over the rows of its tokens. The block's
+ * input is converted to the experts' dot type once for the whole batch;
+ * then two parallel phases cover every job at once, in row blocks handed
+ * out dynamically so a thread that finishes early takes another expert's
+ * work (skewed routing does not leave a thread idle behind a barrier):
+ *   1. gate and up of one row block, then SiLU(gate) * up on it, so both
+ *      products of a row block are used while they are in cache;
+ *   2. down, after each job's hidden rows are converted once.
+ * Each expert's weights are read once per batch: once per prompt chunk in
+ * prefill, once per step for all sessions of a batched decode. Every
+ * output is still one dot product by one thread, and results per token
+ * are accumulated in expert id order, so nothing depends on the thread
+ * count or on which other tokens share the batch.
  */
 #include "engine/forward_fast.h"
 
@@ -17,6 +25,31 @@
 
 #include "kernels/ref/ops.h"
 
+/* Rows of one matrix per task: enough work to amortise taking a task,
+ * small enough that one expert spreads over every thread. */
+#define TASK_ROWS 64
+
+/* One FFN over its tokens: down(silu(gate x) * up x). */
+struct ffn_job {
+	const struct ktx_wt *gate, *up, *down;
+	int64_t i2;                /* matrix index in each weight's stack */
+	size_t nff;                /* hidden width */
+	struct fwd_act xa;         /* input rows, converted for gate */
+	struct fwd_act ua;         /* for up when it takes another conversion */
+	struct fwd_act ga;         /* hidden rows, converted for down */
+	float *g, *u;              /* [n][nff]; g becomes silu(g) * u */
+	float *y;                  /* [n][n_embd] */
+};
+
+/* A whole batch of jobs and the first error any task met. */
+struct ffn_batch {
+	const struct ktx_model *m;
+	struct ffn_job *jobs;
+	size_t njobs;
+	int rc;
+	struct ktx_err *err;
+};
+
 /* True when every weight of an FFN has a fast kernel. */
 static bool
 mlp_fast(const struct ktx_wt *gate, const struct ktx_wt *up, const struct ktx_wt *down)
@@ -24,61 +57,246 @@ mlp_fast(const struct ktx_wt *gate, const struct ktx_wt *up, const struct ktx_wt
 	return fwd_fast_has(gate) && fwd_fast_has(up) && fwd_fast_has(down);
 }
 
-/*
- * down(silu(gate x) * up x) for the n rows of xa (converted for gate), with
- * matrix i2 of each weight; x (float rows, stride xs) is read only when up
- * takes another dot type. g and u hold n * nff floats.
- */
-static int
-mlp(const struct ktx_model *m, const struct ktx_wt *gate, const struct ktx_wt *up,
-    const struct ktx_wt *down, int64_t i2, size_t nff, const struct fwd_act *xa,
-    const float *x, size_t xs, float *g, float *u, float *y, size_t ys, struct ktx_err *err)
+static void
+job_free(struct ffn_job *j)
 {
-	struct fwd_act ua, ga;
-	size_t t;
-	int rc;
-
-	if ((rc = fwd_fast_matmul_act(m, gate, i2, 0, (int64_t)nff, xa, g, nff, 0, err)) != 0)
-		return rc;
-	if (fwd_act_fits(xa, up)) {
-		rc = fwd_fast_matmul_act(m, up, i2, 0, (int64_t)nff, xa, u, nff, 0, err);
-	} else if ((rc = fwd_act_make(&ua, up->type, x, xs, xa->n, up->ne[0], err)) == 0) {
-		rc = fwd_fast_matmul_act(m, up, i2, 0, (int64_t)nff, &ua, u, nff, 0, err);
-		fwd_act_free(&ua);
-	}
-	if (rc != 0)
-		return rc;
-	for (t = 0; t < xa->n; t++)
-		ktx_ref_swiglu(g + t * nff, u + t * nff, nff);
-	if ((rc = fwd_act_make(&ga, down->type, g, nff, xa->n, (int64_t)nff, err)) != 0)
-		return rc;
-	rc = fwd_fast_matmul_act(m, down, i2, 0, down->ne[1], &ga, y, ys, 0, err);
-	fwd_act_free(&ga);
-	return rc;
+	fwd_act_free(&j->xa);
+	fwd_act_free(&j->ua);
+	fwd_act_free(&j->ga);
+	free(j->g);
+	free(j->u);
+	free(j->y);
 }
 
-/* A dense FFN or the shared experts over all n tokens. */
+/*
+ * Sets up job j for the n rows of xa (moved into the job); x (float rows,
+ * stride xs) is converted again only when up takes another dot type.
+ */
 static int
-dense(const struct ktx_model *m, const struct ktx_wt *gate, const struct ktx_wt *up,
-    const struct ktx_wt *down, size_t nff, const float *h, size_t n, float *y,
+job_init(struct ffn_job *j, const struct ktx_model *m, const struct ktx_wt *gate,
+    const struct ktx_wt *up, const struct ktx_wt *down, int64_t i2, size_t nff,
+    struct fwd_act *xa, const float *x, size_t xs, struct ktx_err *err)
+{
+	size_t n = xa->n;
+	int rc;
+
+	memset(j, 0, sizeof(*j));
+	j->ua.dot_type = j->ga.dot_type = -1;
+	j->gate = gate;
+	j->up = up;
+	j->down = down;
+	j->i2 = i2;
+	j->nff = nff;
+	j->xa = *xa;
+	xa->owned = NULL;
+	j->g = malloc(n * nff * sizeof(float));
+	j->u = malloc(n * nff * sizeof(float));
+	j->y = malloc(n * m->hp.n_embd * sizeof(float));
+	if (j->g == NULL || j->u == NULL || j->y == NULL)
+		return ktx_err_set(err, KTX_ENOMEM, "out of memory for an FFN of %zu tokens", n);
+	if (!fwd_act_fits(&j->xa, up) &&
+	    (rc = fwd_act_make(&j->ua, up, x, xs, n, up->ne[0], err)) != 0)
+		return rc;
+	return 0;
+}
+
+/* Keeps the first error of a parallel phase. */
+static void
+batch_fail(struct ffn_batch *b, int rc, const struct ktx_err *e)
+{
+#pragma omp critical(ktx_ffn_err)
+	{
+		if (b->rc == 0) {
+			b->rc = rc;
+			if (b->err != NULL)
+				*b->err = *e;
+		}
+	}
+}
+
+/* The task list of one phase: task k of job j covers rows
+ * [(k - first[j]) * TASK_ROWS, ...) of that job's matrix of rows[j] rows.
+ * Returns the task count. */
+static size_t
+task_index(const struct ffn_batch *b, bool down, size_t *first)
+{
+	size_t total = 0;
+
+	for (size_t j = 0; j < b->njobs; j++) {
+		const struct ffn_job *jb = &b->jobs[j];
+		size_t rows = down ? (size_t)jb->down->ne[1] : jb->nff;
+
+		first[j] = total;
+		total += (rows + TASK_ROWS - 1) / TASK_ROWS;
+	}
+	first[b->njobs] = total;
+	return total;
+}
+
+/* Phase 1, one task: gate and up rows [r0, r1) of job j for all its
+ * tokens, then SiLU(gate) * up on them. */
+static int
+gate_up_task(const struct ktx_model *m, struct ffn_job *j, int64_t r0, int64_t r1,
+    struct ktx_err *err)
+{
+	const struct fwd_act *ua = j->ua.dot_type >= 0 ? &j->ua : &j->xa;
+	int rc;
+
+	if ((rc = fwd_fast_matmul_act(m, j->gate, j->i2, r0, r1 - r0, &j->xa, j->g + r0, j->nff,
+	    1, err)) != 0 ||
+	    (rc = fwd_fast_matmul_act(m, j->up, j->i2, r0, r1 - r0, ua, j->u + r0, j->nff, 1,
+	    err)) != 0)
+		return rc;
+	for (size_t t = 0; t < j->xa.n; t++)
+		ktx_ref_swiglu(j->g + t * j->nff + r0, j->u + t * j->nff + r0, (size_t)(r1 - r0));
+	return 0;
+}
+
+/* Phase 2, one task: down rows [r0, r1) of job j. */
+static int
+down_task(const struct ktx_model *m, struct ffn_job *j, int64_t r0, int64_t r1,
+    struct ktx_err *err)
+{
+	return fwd_fast_matmul_act(m, j->down, j->i2, r0, r1 - r0, &j->ga, j->y + r0,
+	    m->hp.n_embd, 1, err);
+}
+
+/* Runs one phase's tasks over the model's threads. */
+static void
+run_phase(struct ffn_batch *b, bool down)
+{
+	size_t *first = malloc((b->njobs + 1) * sizeof(size_t)), ntask;
+	double work = 0;
+
+	if (first == NULL) {
+		struct ktx_err e;
+
+		batch_fail(b, ktx_err_set(&e, KTX_ENOMEM, "out of memory for %zu FFN jobs",
+		    b->njobs), &e);
+		return;
+	}
+	ntask = task_index(b, down, first);
+	for (size_t j = 0; j < b->njobs; j++)
+		work += (double)b->jobs[j].xa.n * (double)b->jobs[j].nff *
+		    (double)b->m->hp.n_embd;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(ktx_par_threads(b->m, work))
+	for (size_t k = 0; k < ntask; k++) {
+		size_t j = 0, lo = 0, hi = b->njobs;
+		struct ffn_job *jb;
+		int64_t r0, r1, rows;
+		struct ktx_err e;
+		int rc;
+
+		/* The job whose range holds k: first[j] <= k < first[j + 1]. */
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+
+			if (first[mid + 1] <= k)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		j = lo;
+		jb = &b->jobs[j];
+		rows = down ? jb->down->ne[1] : (int64_t)jb->nff;
+		r0 = (int64_t)(k - first[j]) * TASK_ROWS;
+		r1 = r0 + TASK_ROWS < rows ? r0 + TASK_ROWS : rows;
+		rc = down ? down_task(b->m, jb, r0, r1, &e) : gate_up_task(b->m, jb, r0, r1, &e);
+		if (rc != 0)
+			batch_fail(b, rc, &e);
+	}
+	free(first);
+}
+
+/* Converts job j's hidden rows for its down matrix. */
+static void
+convert_hidden(struct ffn_batch *b, size_t j)
+{
+	struct ffn_job *jb = &b->jobs[j];
+	struct ktx_err e;
+	int rc;
+
+	rc = fwd_act_make(&jb->ga, jb->down, jb->g, jb->nff, jb->xa.n, (int64_t)jb->nff, &e);
+	if (rc != 0)
+		batch_fail(b, rc, &e);
+}
+
+/* Runs every job of b: gate/up/SiLU, conversion, down. */
+static int
+batch_run(struct ffn_batch *b)
+{
+	b->rc = 0;
+	run_phase(b, false);
+	/* One job (a dense FFN) converts its rows over all threads itself;
+	 * several convert in parallel, one job per thread. */
+	if (b->rc == 0 && b->njobs == 1)
+		convert_hidden(b, 0);
+	if (b->rc == 0 && b->njobs > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(b->m->n_threads)
+		for (size_t j = 0; j < b->njobs; j++)
+			convert_hidden(b, j);
+	}
+	if (b->rc == 0)
+		run_phase(b, true);
+	return b->rc;
+}
+
+/* A dense FFN over all n tokens, as job j (set up here). */
+static int
+dense_job(struct ffn_job *j, const struct ktx_model *m, const struct ktx_wt *gate,
+    const struct ktx_wt *up, const struct ktx_wt *down, size_t nff, const float *h, size_t n,
     struct ktx_err *err)
 {
 	size_t e = m->hp.n_embd;
-	float *g = malloc(n * nff * sizeof(float)), *u = malloc(n * nff * sizeof(float));
 	struct fwd_act xa;
 	int rc;
 
-	if (g == NULL || u == NULL) {
-		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for an FFN of %zu tokens", n);
-		goto out;
-	}
-	if ((rc = fwd_act_make(&xa, gate->type, h, e, n, (int64_t)e, err)) != 0)
-		goto out;
-	rc = mlp(m, gate, up, down, 0, nff, &xa, h, e, g, u, y, e, err);
+	memset(j, 0, sizeof(*j));
+	j->xa.dot_type = j->ua.dot_type = j->ga.dot_type = -1;
+	if ((rc = fwd_act_make(&xa, gate, h, e, n, (int64_t)e, err)) != 0)
+		return rc;
+	rc = job_init(j, m, gate, up, down, 0, nff, &xa, h, e, err);
 	fwd_act_free(&xa);
-out:
-	free(g);
-	free(u);
+	return rc;
+}
+
+/* A dense block's FFN. */
+static int
+dense(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const float *h,
+    float *out, struct ktx_err *err)
+{
+	struct ffn_job j;
+	struct ffn_batch b = { m, &j, 1, 0, err };
+	int rc;
+
+	if ((rc = dense_job(&j, m, &L->ffn_gate, &L->ffn_up, &L->ffn_down, m->hp.n_ff, h, n,
+	    err)) == 0 && (rc = batch_run(&b)) == 0)
+		memcpy(out, j.y, n * m->hp.n_embd * sizeof(float));
+	job_free(&j);
+	return rc;
+}
+
+/* The routing of n tokens: sel[t][k] and wts[t][k] for the k used experts. */
+static int
+route(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const float *h,
+    uint32_t *sel, float *wts, struct ktx_err *err)
+{
+	const struct ktx_hparams *hp = &m->hp;
+	size_t ne = hp->n_expert, nu = m->n_expert_used;
+	float *router = malloc(n * ne * sizeof(float)), *scratch = malloc(3 * ne * sizeof(float));
+	uint32_t *iscratch = malloc(ne * sizeof(uint32_t));
+	int rc = 0;
+
+	if (router == NULL || scratch == NULL || iscratch == NULL)
+		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory routing %zu tokens", n);
+	else if ((rc = fwd_matmul(m, &L->gate_inp, 0, 0, (int64_t)ne, h, hp->n_embd, n, router,
+	    ne, err)) == 0)
+		for (size_t t = 0; t < n; t++)
+			fwd_route(hp, (uint32_t)nu, router + t * ne, L->exp_probs_b, sel + t * nu,
+			    wts + t * nu, scratch, iscratch);
+	free(router);
+	free(scratch);
+	free(iscratch);
 	return rc;
 }
 
@@ -89,94 +307,106 @@ moe(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const float 
 {
 	const struct ktx_hparams *hp = &m->hp;
 	size_t e = hp->n_embd, ne = hp->n_expert, nu = m->n_expert_used, nff = hp->n_ff_exp;
-	size_t t, k, c, i, cnt, rb;
-	float *router, *wts, *scratch, *g, *u, *y, *xg, *xf, *wsel;
-	uint32_t *sel, *iscratch, *tok;
-	double *acc;
-	struct fwd_act ha, xa;
-	uint32_t ex;
-	int rc = 0;
+	uint32_t *sel = malloc(n * nu * sizeof(uint32_t)), *cnt = calloc(ne, sizeof(uint32_t));
+	uint32_t *tok = malloc(n * nu * sizeof(uint32_t));
+	float *wts = malloc(n * nu * sizeof(float)), *wsel = malloc(n * nu * sizeof(float));
+	double *acc = calloc(n * e, sizeof(double));
+	struct ffn_job *jobs = calloc(ne + 1, sizeof(*jobs));
+	struct ffn_batch b = { m, jobs, 0, 0, err };
+	struct fwd_act ha;
+	size_t rb, i, njobs_routed;
+	int rc;
 
 	ha.owned = NULL;
-	router = malloc(n * ne * sizeof(float));
-	wts = malloc(n * nu * sizeof(float));
-	sel = malloc(n * nu * sizeof(uint32_t));
-	scratch = malloc(3 * ne * sizeof(float));
-	iscratch = malloc(ne * sizeof(uint32_t));
-	g = malloc(n * nff * sizeof(float));
-	u = malloc(n * nff * sizeof(float));
-	y = malloc(n * e * sizeof(float));
-	xg = malloc(2 * n * e * sizeof(float)); /* >= n converted rows of any dot type */
-	xf = malloc(n * e * sizeof(float));
-	wsel = malloc(n * sizeof(float));
-	tok = malloc(n * sizeof(uint32_t));
-	acc = calloc(n * e, sizeof(double));
-	if (!router || !wts || !sel || !scratch || !iscratch || !g || !u || !y || !xg || !xf || !wsel ||
-	    !tok || !acc) {
+	if (!sel || !cnt || !tok || !wts || !wsel || !acc || !jobs) {
 		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for the experts of %zu tokens", n);
 		goto out;
 	}
-	/* [n_embd -> n_expert] */
-	if ((rc = fwd_matmul(m, &L->gate_inp, 0, 0, (int64_t)ne, h, e, n, router, ne, err)) != 0)
+	if ((rc = route(m, L, n, h, sel, wts, err)) != 0)
 		goto out;
-	for (t = 0; t < n; t++)
-		fwd_route(hp, (uint32_t)nu, router + t * ne, L->exp_probs_b, sel + t * nu,
-		    wts + t * nu, scratch, iscratch);
 	/* The block's input, converted once for every expert. */
-	if ((rc = fwd_act_make(&ha, L->gate_exps.type, h, e, n, (int64_t)e, err)) != 0)
+	if ((rc = fwd_act_make(&ha, &L->gate_exps, h, e, n, (int64_t)e, err)) != 0)
 		goto out;
-	xa = ha;
-	xa.owned = NULL;
 	rb = ha.row_bytes * (size_t)ha.nsub;
-	for (ex = 0; ex < ne; ex++) {
-		uint8_t *rows = (uint8_t *)xg;
+	/* Tokens grouped by expert, in expert id order (a counting sort):
+	 * expert x's tokens and weights at tok/wsel [base[x], base[x] + cnt[x]). */
+	for (i = 0; i < n * nu; i++)
+		cnt[sel[i]]++;
+	for (uint32_t x = 0, base = 0; x < ne; x++) {
+		uint32_t c = cnt[x];
+		struct fwd_act xa = ha;
+		float *xf = NULL;
 
-		for (t = 0, cnt = 0; t < n; t++)
-			for (k = 0; k < nu; k++)
-				if (sel[t * nu + k] == ex) {
-					tok[cnt] = (uint32_t)t;
-					wsel[cnt++] = wts[t * nu + k];
-				}
-		if (cnt == 0)
+		if (c == 0)
 			continue;
-		/* Gather the chosen tokens' converted rows (and float rows
-		 * for an up matrix of another dot type). */
-		for (c = 0; c < cnt; c++)
-			memcpy(rows + c * rb, ha.data + (size_t)tok[c] * rb, rb);
+		for (size_t t = 0, k = base; t < n; t++)
+			for (size_t s = 0; s < nu; s++)
+				if (sel[t * nu + s] == x) {
+					tok[k] = (uint32_t)t;
+					wsel[k++] = wts[t * nu + s];
+				}
+		/* The chosen tokens' converted rows (and float rows for an up
+		 * matrix of another dot type). */
+		xa.n = c;
+		xa.owned = malloc(c * rb + 1);
 		if (!fwd_act_fits(&ha, &L->up_exps))
-			for (c = 0; c < cnt; c++)
-				memcpy(xf + c * e, h + (size_t)tok[c] * e, e * sizeof(float));
-		xa.data = rows;
-		xa.n = cnt;
-		if ((rc = mlp(m, &L->gate_exps, &L->up_exps, &L->down_exps, ex, nff, &xa, xf, e,
-		    g, u, y, e, err)) != 0)
+			xf = malloc(c * e * sizeof(float));
+		if (xa.owned == NULL || (!fwd_act_fits(&ha, &L->up_exps) && xf == NULL)) {
+			free(xa.owned);
+			free(xf);
+			rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for expert %u", x);
 			goto out;
-		for (c = 0; c < cnt; c++)
-			ktx_ref_axpy(acc + (size_t)tok[c] * e, wsel[c], y + c * e, e);
+		}
+		for (uint32_t k = 0; k < c; k++) {
+			memcpy(xa.owned + (size_t)k * rb, ha.data + (size_t)tok[base + k] * rb, rb);
+			if (xf != NULL)
+				memcpy(xf + (size_t)k * e, h + (size_t)tok[base + k] * e,
+				    e * sizeof(float));
+		}
+		xa.data = xa.owned;
+		rc = job_init(&jobs[b.njobs++], m, &L->gate_exps, &L->up_exps, &L->down_exps, x,
+		    nff, &xa, xf, e, err);
+		free(xf);
+		fwd_act_free(&xa);
+		if (rc != 0)
+			goto out;
+		cnt[x] = base; /* from here on: where expert x's tokens start */
+		base += c;
+	}
+	njobs_routed = b.njobs;
+	/* The shared experts run alongside the routed ones. */
+	if (hp->n_expert_shared > 0 && (rc = dense_job(&jobs[b.njobs++], m, &L->gate_shexp,
+	    &L->up_shexp, &L->down_shexp, nff * hp->n_expert_shared, h, n, err)) != 0)
+		goto out;
+	if ((rc = batch_run(&b)) != 0)
+		goto out;
+	for (size_t j = 0; j < njobs_routed; j++) {
+		const struct ffn_job *jb = &jobs[j];
+		uint32_t start = cnt[jb->i2];
+
+		for (size_t c = 0; c < jb->xa.n; c++)
+			ktx_ref_axpy(acc + (size_t)tok[start + c] * e, wsel[start + c],
+			    jb->y + c * e, e);
 	}
 	if (hp->n_expert_shared > 0) {
-		if ((rc = dense(m, &L->gate_shexp, &L->up_shexp, &L->down_shexp,
-		    nff * hp->n_expert_shared, h, n, y, err)) != 0)
-			goto out;
+		const float *ys = jobs[njobs_routed].y;
+
+		for (i = 0; i < n * e; i++)
+			out[i] = (float)(acc[i] + ys[i]);
 	} else {
-		memset(y, 0, n * e * sizeof(float));
+		for (i = 0; i < n * e; i++)
+			out[i] = (float)acc[i];
 	}
-	for (i = 0; i < n * e; i++)
-		out[i] = (float)(acc[i] + y[i]);
 out:
 	fwd_act_free(&ha);
-	free(router);
-	free(wts);
+	for (size_t j = 0; jobs != NULL && j < b.njobs; j++)
+		job_free(&jobs[j]);
+	free(jobs);
 	free(sel);
-	free(scratch);
-	free(iscratch);
-	free(g);
-	free(u);
-	free(y);
-	free(xg);
-	free(xf);
-	free(wsel);
+	free(cnt);
 	free(tok);
+	free(wts);
+	free(wsel);
 	free(acc);
 	return rc;
 }
@@ -200,7 +430,6 @@ fwd_fast_ffn(struct ktx_model *m, uint32_t il, size_t n, const float *h, float *
 	const struct ktx_layer *L = &m->layers[il];
 
 	if (il < m->hp.n_dense_lead)
-		return dense(m, &L->ffn_gate, &L->ffn_up, &L->ffn_down, m->hp.n_ff, h, n, out,
-		    err);
+		return dense(m, L, n, h, out, err);
 	return moe(m, L, n, h, out, err);
 }

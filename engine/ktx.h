@@ -40,6 +40,20 @@ enum ktx_path {
 	KTX_PATH_REF = 1,      /* the scalar reference: exact dequantization */
 };
 
+/*
+ * Matmul classes of the fast path whose activations carry an 8-bit
+ * residual row beside their 8-bit row (about 16-bit activations, for a
+ * second activation row in each dot product; see forward_fast.h).
+ */
+enum ktx_act_class {
+	KTX_ACT_ATTN = 1 << 0,     /* attention projections */
+	KTX_ACT_DENSE = 1 << 1,    /* dense FFNs and shared experts */
+	KTX_ACT_ROUTED = 1 << 2,   /* routed experts */
+	KTX_ACT_OUTPUT = 1 << 3,   /* the output head */
+	KTX_ACT_ALL = (1 << 4) - 1,
+	KTX_ACT_DEFAULT = KTX_ACT_ALL,
+};
+
 struct ktx_model_params {
 	const char *path;          /* GGUF file */
 	int n_threads;             /* 0: all online CPUs */
@@ -47,6 +61,7 @@ struct ktx_model_params {
 	uint32_t n_ctx;            /* 0: the model's context length, capped at 4096 */
 	enum ktx_attn_path attn;
 	enum ktx_path compute;     /* fast (default) or reference arithmetic */
+	unsigned act_residual;     /* KTX_ACT_* classes with residual rows */
 	ktx_progress_fn progress;  /* may be NULL */
 	void *progress_ctx;
 };

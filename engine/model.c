@@ -579,6 +579,34 @@ ktx_model_params_default(struct ktx_model_params *p)
 	memset(p, 0, sizeof(*p));
 	p->attn = KTX_ATTN_ABSORBED;
 	p->compute = KTX_PATH_FAST;
+	p->act_residual = KTX_ACT_DEFAULT;
+}
+
+/* Marks which weights take residual activation rows (act_residual, a set
+ * of KTX_ACT_* classes). */
+static void
+mark_act_residual(struct ktx_model *m, unsigned classes)
+{
+	bool attn = (classes & KTX_ACT_ATTN) != 0, dense = (classes & KTX_ACT_DENSE) != 0;
+	bool routed = (classes & KTX_ACT_ROUTED) != 0;
+
+	for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+		struct ktx_layer *L = &m->layers[il];
+		struct ktx_wt *attn_w[] = { &L->q, &L->q_a, &L->q_b, &L->kv_a, &L->kv_b, &L->k_b,
+			&L->v_b, &L->attn_out };
+		struct ktx_wt *dense_w[] = { &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->gate_shexp,
+			&L->up_shexp, &L->down_shexp };
+		struct ktx_wt *routed_w[] = { &L->gate_inp, &L->gate_exps, &L->up_exps,
+			&L->down_exps };
+
+		for (size_t i = 0; i < sizeof(attn_w) / sizeof(attn_w[0]); i++)
+			attn_w[i]->act_residual = attn;
+		for (size_t i = 0; i < sizeof(dense_w) / sizeof(dense_w[0]); i++)
+			dense_w[i]->act_residual = dense;
+		for (size_t i = 0; i < sizeof(routed_w) / sizeof(routed_w[0]); i++)
+			routed_w[i]->act_residual = routed;
+	}
+	m->output.act_residual = (classes & KTX_ACT_OUTPUT) != 0;
 }
 
 static void
@@ -601,6 +629,10 @@ apply_params(struct ktx_model *m, const struct ktx_model_params *p, struct ktx_e
 	if (p->compute != KTX_PATH_FAST && p->compute != KTX_PATH_REF)
 		return ktx_err_set(err, KTX_EINVAL, "unknown compute path %d", (int)p->compute);
 	m->compute = p->compute;
+	if ((p->act_residual & ~(unsigned)KTX_ACT_ALL) != 0)
+		return ktx_err_set(err, KTX_EINVAL, "unknown activation classes 0x%x",
+		    p->act_residual & ~(unsigned)KTX_ACT_ALL);
+	mark_act_residual(m, p->act_residual);
 	if (p->n_threads < 0)
 		return ktx_err_set(err, KTX_EINVAL, "thread count %d is negative", p->n_threads);
 	m->n_threads = p->n_threads;

@@ -27,6 +27,7 @@ struct ktx_wt {
 	int64_t ne[3];
 	size_t row_bytes;
 	const uint8_t *data;
+	bool act_residual;     /* fast path: 8-bit activations + residual row */
 };
 
 enum ktx_gating {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/ktx.h"
 #include "tools/ktx-run.h"
 
 static const char usage_text[] =
@@ -58,6 +59,9 @@ static const char usage_text[] =
     "      --sessions N       --bench: sessions decoded together (default 1)\n"
     "      --path PATH        compute path: fast (default, SIMD kernels) or ref\n"
     "      --attn PATH        attention path: absorbed (default) or naive\n"
+    "      --act-residual SET fast path: matmuls whose 8-bit activations get a\n"
+    "                         residual row (about 16 bits, twice the dot work):\n"
+    "                         all, none, or a list of attn,dense,routed,output\n"
     "      --experts N        routed experts per token (default: the model's)\n"
     "      --ctx N            context length\n"
     "  -t, --threads N        compute threads (default: all CPUs)\n"
@@ -71,6 +75,7 @@ enum {
 	OPT_GREEDY, OPT_CHAT, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT,
 	OPT_SEED, OPT_PERPLEXITY, OPT_ATTN, OPT_EXPERTS, OPT_CTX, OPT_KL, OPT_KL_BASE,
 	OPT_KL_REF, OPT_BENCH, OPT_PROMPT_TOKENS, OPT_GEN_TOKENS, OPT_SESSIONS, OPT_PATH,
+	OPT_ACT_RESIDUAL,
 };
 
 static const struct option long_options[] = {
@@ -106,6 +111,7 @@ static const struct option long_options[] = {
 	{"gen-tokens", required_argument, NULL, OPT_GEN_TOKENS},
 	{"sessions", required_argument, NULL, OPT_SESSIONS},
 	{"path", required_argument, NULL, OPT_PATH},
+	{"act-residual", required_argument, NULL, OPT_ACT_RESIDUAL},
 	{NULL, 0, NULL, 0},
 };
 
@@ -154,13 +160,47 @@ parse_float(const char *s, float lo, float hi, float *out)
 	return 1;
 }
 
+/* The KTX_ACT_* set an --act-residual value names: all, none, or a comma
+ * list of class names; -1 for anything else. */
+static int
+act_classes(const char *s)
+{
+	static const struct {
+		const char *name;
+		int bit;
+	} names[] = { { "attn", KTX_ACT_ATTN }, { "dense", KTX_ACT_DENSE },
+		      { "routed", KTX_ACT_ROUTED }, { "output", KTX_ACT_OUTPUT } };
+	int set = 0;
+
+	if (strcmp(s, "all") == 0)
+		return KTX_ACT_ALL;
+	if (strcmp(s, "none") == 0)
+		return 0;
+	if (*s == '\0')
+		return -1;
+	while (*s != '\0') {
+		size_t len = strcspn(s, ","), i;
+
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strlen(names[i].name) == len && strncmp(s, names[i].name, len) == 0)
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return -1;
+		set |= names[i].bit;
+		s += len;
+		if (*s == ',' && *++s == '\0')
+			return -1;
+	}
+	return set;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct run_opts o = {
 		.n_predict = 128, .temp = 0.6f, .top_p = 0.95f, .min_p = 0.0f,
 		.repeat_penalty = 1.0f, .greedy = -1, .prompt_tokens = 512, .gen_tokens = 16,
-		.sessions = 1,
+		.sessions = 1, .act_residual = -1,
 	};
 	int info = 0, c;
 	long long v;
@@ -274,6 +314,11 @@ main(int argc, char **argv)
 			if (run_path_of(optarg) < 0)
 				return usage_error("bad --path '%s' (want fast or ref)", optarg);
 			o.path = optarg;
+			break;
+		case OPT_ACT_RESIDUAL:
+			if ((o.act_residual = act_classes(optarg)) < 0)
+				return usage_error("bad --act-residual '%s' (want all, none or a "
+				    "list of attn,dense,routed,output)", optarg);
 			break;
 		default:
 			fputs("Try 'ktx-run --help'.\n", stderr);

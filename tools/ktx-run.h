@@ -46,6 +46,7 @@ struct run_opts {
 	const char *attn;         /* --attn absorbed|naive */
 	int n_expert_used;        /* --experts N, 0: the model's */
 	int ctx;                  /* --ctx N, 0: default */
+	int act_residual;         /* --act-residual: KTX_ACT_* set, -1: default */
 };
 
 /* Each mode returns the process exit status and prints its own errors. */

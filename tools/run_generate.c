@@ -47,24 +47,7 @@ print_err(const char *what, const struct ktx_err *err)
 static int
 load(const struct run_opts *o, struct ktx_model **m)
 {
-	struct ktx_model_params p;
-	struct ktx_err err;
-
-	ktx_err_clear(&err);
-	ktx_model_params_default(&p);
-	p.path = o->model;
-	p.n_threads = o->threads;
-	p.n_expert_used = (uint32_t)o->n_expert_used;
-	p.n_ctx = (uint32_t)o->ctx;
-	p.attn = o->attn != NULL && strcmp(o->attn,
-	    "naive") == 0 ? KTX_ATTN_NAIVE : KTX_ATTN_ABSORBED;
-	if (o->path != NULL)
-		p.compute = (enum ktx_path)run_path_of(o->path);
-	if (ktx_model_load(&p, m, &err) != 0) {
-		print_err(o->model, &err);
-		return -1;
-	}
-	return 0;
+	return run_load_path(o, o->path != NULL ? run_path_of(o->path) : KTX_PATH_FAST, m);
 }
 
 int

@@ -61,6 +61,8 @@ run_load_path(const struct run_opts *o, int path, struct ktx_model **m)
 	p.attn = o->attn != NULL && strcmp(o->attn, "naive") == 0 ? KTX_ATTN_NAIVE :
 	    KTX_ATTN_ABSORBED;
 	p.compute = (enum ktx_path)path;
+	if (o->act_residual >= 0)
+		p.act_residual = (unsigned)o->act_residual;
 	if (ktx_model_load(&p, m, &err) != 0) {
 		fprintf(stderr, "ktx-run: %s: %s\n", o->model, err.msg);
 		return -1;

@@ -82,6 +82,26 @@ def main():
     d, why = kl(["-m", gguf, "--path", "ref", "--kl-base", "ref", "--tokens", ids])
     tap.ok(d is not None and d["mean_kl"] == 0.0 and d["top1"] == 1.0 and d["ppl"] == d["ppl_base"],
            name + ": ref against ref is exactly 0", d if d else why)
+    # --act-residual: the residual rows are what keeps the default far under
+    # llama.cpp's KL; without them the fast path is 8-bit like llama.cpp's
+    # and its KL is orders of magnitude larger (still finite and sane).
+    p_long = next(p for p in prompts if p["name"] == "p_long")
+    ref = os.path.join(ORACLE, "reference", "%s.p_long.logits.f32" % name)
+    long_ids = ",".join(str(i) for i in p_long["tokens"])
+    got = {}
+    for cls in ("all", "none", "attn,dense,output"):
+        d, why = kl(["-m", gguf, "--path", "fast", "--tokens", long_ids, "--kl-reference", ref,
+                     "--act-residual", cls])
+        got[cls] = d["mean_kl"] if d is not None else None
+    tap.ok(got["all"] is not None and got["none"] is not None and
+           got["all"] * 1000 < got["none"] < 1.0 and
+           got["all"] < got["attn,dense,output"] < got["none"] * 10,
+           name + ": --act-residual all / none / a class list change the arithmetic", got)
+    for bad in ("", "attn,", "routed,shared", "ALL", "attn,,dense"):
+        r = run([program("ktx-run"), "-m", gguf, "--tokens", ids, "--kl-divergence",
+                 "--act-residual", bad])
+        tap.ok(r.returncode == 2 and b"--act-residual" in r.stderr,
+               "--act-residual %r is a usage error" % bad, r.stderr.decode())
     # Text input: tokenized, windows of the context length.
     tmp = tempfile.mkdtemp(prefix="ktx-kl-")
     text = os.path.join(tmp, "kl.txt")
