@@ -5,6 +5,8 @@
 
 #include "daemon/conf.h"
 
+#include "engine/ktx.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -24,7 +26,7 @@
 /* Room in a frame for everything but the prompt (op, ids, options). */
 #define CONFIG_FRAME_SLACK 4096
 
-enum key_kind { K_STRING, K_OPT_STRING, K_MODE, K_INT, K_U32, K_SIZE, K_LEVEL };
+enum key_kind { K_STRING, K_OPT_STRING, K_MODE, K_INT, K_U32, K_SIZE, K_LEVEL, K_ACT };
 
 struct key {
 	const char *name;
@@ -43,6 +45,7 @@ static const struct key keys[] = {
 	{"socket_group", K_OPT_STRING, OFF(socket_group), 0, 0},
 	{"database", K_STRING, OFF(database), 0, 0},
 	{"threads", K_INT, OFF(threads), 0, 4096},
+	{"act_residual", K_ACT, OFF(act_residual), 0, 0},
 	{"experts", K_U32, OFF(experts), 0, 256},
 	{"context", K_U32, OFF(context), 0, 1u << 20},
 	{"vram_headroom", K_SIZE, OFF(vram_headroom), 0, UINT64_C(1) << 50},
@@ -76,6 +79,7 @@ config_init(struct ktxd_config *c, struct ktx_err *err)
 	c->max_frame_bytes = 8u << 20;
 	c->vram_headroom = 512u << 20;
 	c->log_level = LOG_LEVEL_INFO;
+	c->act_residual = KTX_ACT_DEFAULT;
 	return 0;
 }
 
@@ -170,6 +174,11 @@ config_set(struct ktxd_config *c, const char *where, const char *key, const char
 		return ktx_err_set(err, KTX_EINVAL,
 		    "%s: key '%s': '%s' is not one of error, warning, info, debug", where, key,
 		    value);
+	case K_ACT:
+		if (ktx_act_residual_parse(value, &c->act_residual) != 0)
+			return ktx_err_set(err, KTX_EINVAL, "%s: key '%s': '%s' is not all, none or "
+			    "a list of attn, dense, routed, output", where, key, value);
+		return 0;
 	case K_MODE:
 		errno = 0;
 		v = value[0] >= '0' && value[0] <= '7' ? strtoull(value, &end, 8) : 0;

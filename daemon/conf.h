@@ -30,6 +30,7 @@ struct ktxd_config {
 	char *admin_group;         /* members may see every user's jobs; NULL: root only */
 	unsigned socket_mode;      /* permissions of a socket ktxd binds itself */
 	int threads;               /* compute threads, 0: all CPUs */
+	unsigned act_residual;     /* KTX_ACT_* classes with residual activation rows */
 	uint32_t experts;          /* routed experts per token, 0: the model's */
 	uint32_t context;          /* context length per session, 0: engine default */
 	uint64_t vram_headroom;    /* bytes of VRAM left free */

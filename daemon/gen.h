@@ -21,6 +21,7 @@ struct gen;
 struct gen_params {
 	const char *model;
 	int threads;
+	unsigned act_residual;     /* KTX_ACT_* classes with residual rows */
 	uint32_t experts;
 	uint32_t context;
 	void (*progress)(void *ctx, double fraction, const char *what);

@@ -110,6 +110,7 @@ gen_load(const struct gen_params *p, struct gen **out, struct ktx_err *err)
 	ktx_model_params_default(&mp);
 	mp.path = p->model;
 	mp.n_threads = p->threads;
+	mp.act_residual = p->act_residual;
 	mp.n_expert_used = p->experts;
 	mp.n_ctx = p->context;
 	mp.progress = p->progress;

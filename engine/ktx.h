@@ -77,6 +77,9 @@ struct ktx_model_info {
 };
 
 void ktx_model_params_default(struct ktx_model_params *p);
+/* The KTX_ACT_* set that "all", "none" or a comma list of attn, dense,
+ * routed, output names; -1 (classes untouched) for anything else. */
+int ktx_act_residual_parse(const char *s, unsigned *classes);
 int ktx_model_load(const struct ktx_model_params *p, struct ktx_model **out, struct ktx_err *err);
 void ktx_model_free(struct ktx_model *m);
 void ktx_model_get_info(const struct ktx_model *m, struct ktx_model_info *info);

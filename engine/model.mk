@@ -2,7 +2,7 @@
 # sampling, their reference ops, and ktx-run's generation modes' tests.
 # Included by the top-level Makefile.am.
 libktxengine_a_SOURCES += \
-	engine/model.c engine/model.h \
+	engine/model.c engine/model.h engine/params.c \
 	engine/forward.c engine/forward_attn.c engine/forward_moe.c \
 	engine/forward_matmul.c \
 	engine/session.c engine/sampler.c \

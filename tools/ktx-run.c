@@ -160,40 +160,6 @@ parse_float(const char *s, float lo, float hi, float *out)
 	return 1;
 }
 
-/* The KTX_ACT_* set an --act-residual value names: all, none, or a comma
- * list of class names; -1 for anything else. */
-static int
-act_classes(const char *s)
-{
-	static const struct {
-		const char *name;
-		int bit;
-	} names[] = { { "attn", KTX_ACT_ATTN }, { "dense", KTX_ACT_DENSE },
-		      { "routed", KTX_ACT_ROUTED }, { "output", KTX_ACT_OUTPUT } };
-	int set = 0;
-
-	if (strcmp(s, "all") == 0)
-		return KTX_ACT_ALL;
-	if (strcmp(s, "none") == 0)
-		return 0;
-	if (*s == '\0')
-		return -1;
-	while (*s != '\0') {
-		size_t len = strcspn(s, ","), i;
-
-		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-			if (strlen(names[i].name) == len && strncmp(s, names[i].name, len) == 0)
-				break;
-		if (i == sizeof(names) / sizeof(names[0]))
-			return -1;
-		set |= names[i].bit;
-		s += len;
-		if (*s == ',' && *++s == '\0')
-			return -1;
-	}
-	return set;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -315,11 +281,15 @@ main(int argc, char **argv)
 				return usage_error("bad --path '%s' (want fast or ref)", optarg);
 			o.path = optarg;
 			break;
-		case OPT_ACT_RESIDUAL:
-			if ((o.act_residual = act_classes(optarg)) < 0)
+		case OPT_ACT_RESIDUAL: {
+			unsigned set;
+
+			if (ktx_act_residual_parse(optarg, &set) != 0)
 				return usage_error("bad --act-residual '%s' (want all, none or a "
 				    "list of attn,dense,routed,output)", optarg);
+			o.act_residual = (int)set;
 			break;
+		}
 		default:
 			fputs("Try 'ktx-run --help'.\n", stderr);
 			return RUN_EXIT_USAGE;

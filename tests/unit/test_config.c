@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "daemon/conf.h"
+#include "engine/ktx.h"
 #include "tests/tap.h"
 
 /* Writes text to a fresh temporary file; returns its path (static buffer). */
@@ -114,6 +115,21 @@ main(void)
 
 	rc = load("socket_mode = 0999\n", &c, &err);
 	tap_ok(rc != 0 && strstr(err.msg, "socket_mode"), "a bad mode: %s", err.msg);
+	config_free(&c);
+
+	rc = load("act_residual = attn,routed\n", &c, &err);
+	tap_ok(rc == 0 && c.act_residual == (KTX_ACT_ATTN | KTX_ACT_ROUTED),
+	    "act_residual takes a list of classes");
+	tap_is_int(config_set(&c, "--x", "act_residual", "none", &err), 0, "act_residual none");
+	tap_ok(c.act_residual == 0, "none clears every class");
+	config_free(&c);
+	config_init(&c, &err);
+	tap_ok(c.act_residual == KTX_ACT_DEFAULT, "act_residual defaults to the engine's");
+	config_free(&c);
+
+	rc = load("act_residual = attn,experts\n", &c, &err);
+	tap_ok(rc != 0 && strstr(err.msg, "act_residual") && strstr(err.msg, "attn,experts"),
+	    "an unknown class: %s", err.msg);
 	config_free(&c);
 
 	rc = load("log_level = loud\n", &c, &err);

@@ -1,0 +1,44 @@
+/*
+ * params.c - engine knobs from their text form, shared by every front end
+ * (ktx-run's options, ktxd.conf's keys) so each accepts the same words.
+ */
+#include "engine/ktx.h"
+
+#include <string.h>
+
+int
+ktx_act_residual_parse(const char *s, unsigned *classes)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = { { "attn", KTX_ACT_ATTN }, { "dense", KTX_ACT_DENSE },
+		      { "routed", KTX_ACT_ROUTED }, { "output", KTX_ACT_OUTPUT } };
+	unsigned set = 0;
+
+	if (strcmp(s, "all") == 0) {
+		*classes = KTX_ACT_ALL;
+		return 0;
+	}
+	if (strcmp(s, "none") == 0) {
+		*classes = 0;
+		return 0;
+	}
+	if (*s == '\0')
+		return -1;
+	while (*s != '\0') {
+		size_t len = strcspn(s, ","), i;
+
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strlen(names[i].name) == len && strncmp(s, names[i].name, len) == 0)
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return -1;
+		set |= names[i].bit;
+		s += len;
+		if (*s == ',' && *++s == '\0')
+			return -1;
+	}
+	*classes = set;
+	return 0;
+}
