@@ -18,32 +18,59 @@
 
 #include "kernels/ref/ops.h"
 
-/* Logits for the items that asked for them; runs of items whose buffers
- * follow each other in memory share one pass over the output weights. */
+/* Items whose logits one pass over the output weights computes. */
+#define HEAD_ROWS 32
+
+/*
+ * Logits for the items that asked for them, HEAD_ROWS items per pass over
+ * the output weights (the largest matrix a token meets): the sessions of a
+ * batched decode step share one pass. Rows go straight into the items'
+ * buffers when those follow each other in memory (a prompt's positions),
+ * else through a scratch block. hbuf holds n rows of n_embd.
+ */
 static int
 head(struct ktx_model *m, const struct ktx_fwd_item *items, size_t n, const float *x,
     float *hbuf, struct ktx_err *err)
 {
 	const struct ktx_hparams *hp = &m->hp;
-	size_t e = hp->n_embd, nv = hp->n_vocab, t, u, k;
-	int rc;
+	size_t e = hp->n_embd, nv = hp->n_vocab, t = 0, k, c;
+	const struct ktx_fwd_item *chunk[HEAD_ROWS];
+	float *scratch = NULL, *y;
+	bool packed;
+	int rc = 0;
 
-	for (t = 0; t < n; t = u) {
-		if (items[t].logits == NULL) {
-			u = t + 1;
-			continue;
+	while (rc == 0) {
+		/* The next HEAD_ROWS items that want logits. */
+		for (c = 0; c < HEAD_ROWS && t < n; t++)
+			if (items[t].logits != NULL)
+				chunk[c++] = &items[t];
+		if (c == 0)
+			break;
+		packed = true;
+		for (k = 0; k < c; k++) {
+			ktx_ref_rmsnorm(hbuf + k * e, x + (size_t)(chunk[k] - items) * e, m->out_norm,
+			    e, hp->rms_eps);
+			packed = packed && (k == 0 || chunk[k]->logits == chunk[k - 1]->logits + nv);
 		}
-		for (u = t + 1; u < n && items[u].logits == items[u - 1].logits + nv; u++)
-			;
-		for (k = t; k < u; k++)
-			ktx_ref_rmsnorm(hbuf + (k - t) * e, x + k * e, m->out_norm, e, hp->rms_eps);
+		y = chunk[0]->logits;
+		if (!packed) {
+			if (scratch == NULL && (scratch = malloc(HEAD_ROWS * nv * sizeof(float))) ==
+			    NULL) {
+				rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for %d rows of logits",
+				    HEAD_ROWS);
+				break;
+			}
+			y = scratch;
+		}
 		/* [n_embd -> n_vocab] */
-		if ((rc = fwd_matmul(m, &m->output, 0, 0, (int64_t)nv, hbuf, e, u - t,
-		    items[t].logits,
-		    nv, err)) != 0)
-			return rc;
+		if ((rc = fwd_matmul(m, &m->output, 0, 0, (int64_t)nv, hbuf, e, c, y, nv,
+		    err)) != 0)
+			break;
+		for (k = 0; !packed && k < c; k++)
+			memcpy(chunk[k]->logits, scratch + k * nv, nv * sizeof(float));
 	}
-	return 0;
+	free(scratch);
+	return rc;
 }
 
 int
