@@ -3,3 +3,5 @@
 check_PROGRAMS += tests/unit/test_err
 TESTS += tests/unit/test_err
 tests_unit_test_err_LDADD = $(ENGINE_LIBS)
+TESTS += tests/oracle/test_kl_demo.py
+EXTRA_DIST += tests/oracle/test_kl_demo.py
