@@ -12,6 +12,8 @@
 #include "tests/tap.h"
 
 #define NV 4020
+/* A prompt longer than two prefill chunks. */
+#define LONG_PROMPT 1100
 
 /* p_short of prompts.json. */
 static const int32_t prompt[25] = {668, 642, 1190, 288, 1069, 77, 282, 1873, 594, 392, 1146, 1057,
@@ -143,16 +145,16 @@ test_model(const char *path, enum ktx_attn_path attn)
 	    "a negative id is refused");
 	tap_is_int(ktx_session_n_past(b), 23, "the session is unchanged");
 
-	/* Cancellation between prefill chunks. */
-	many = malloc(300 * sizeof(*many));
-	for (i = 0; i < 300; i++)
+	/* Cancellation between prefill chunks (of 512 tokens: this is three). */
+	many = malloc(LONG_PROMPT * sizeof(*many));
+	for (i = 0; i < LONG_PROMPT; i++)
 		many[i] = prompt[i % 25];
 	ktx_session_free(c);
 	ktx_session_new(m, 0, &c, &err);
 	polls = 0;
-	tap_is_int(ktx_session_append(c, many, 300, cancel_after_one, NULL, &err), KTX_ECANCELED,
-	    "a cancelled prefill says so");
-	tap_ok(ktx_session_n_past(c) > 0 && ktx_session_n_past(c) < 300 &&
+	tap_is_int(ktx_session_append(c, many, LONG_PROMPT, cancel_after_one, NULL, &err),
+	    KTX_ECANCELED, "a cancelled prefill says so");
+	tap_ok(ktx_session_n_past(c) > 0 && ktx_session_n_past(c) < LONG_PROMPT &&
 	    ktx_session_logits(c) != NULL,
 	    "it keeps the chunks done (%u tokens) and their logits", ktx_session_n_past(c));
 	free(many);
