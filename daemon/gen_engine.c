@@ -30,8 +30,9 @@
 #define GEN_CACHE 8
 /* Defaults when a job leaves them out: DeepSeek's recommended sampling. */
 #define GEN_DEFAULT_MAX_TOKENS 1024
-/* Prompt tokens run between two decode steps of the batch. */
-#define GEN_PREFILL_CHUNK 128
+/* Prompt tokens run between two decode steps of the batch: the engine's
+ * own chunk, which also sets how long the batch's decoders wait. */
+#define GEN_PREFILL_CHUNK KTX_PREFILL_CHUNK
 
 struct cached {
 	int64_t conversation; /* 0: free slot */
