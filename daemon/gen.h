@@ -82,8 +82,10 @@ int gen_job_new(struct gen *g, const struct gen_request *r, gen_emit_fn emit, vo
 bool gen_job_prefilling(const struct gen_job *j);
 /* True once j has ended (finished, failed or stopped by emit). */
 bool gen_job_ended(const struct gen_job *j);
-/* Runs the next chunk of j's prompt (128 tokens at most: the engine's prefill chunk). */
-void gen_job_prefill(struct gen_job *j);
+/* Runs the next chunk of j's prompt: short while other jobs are decoding
+ * (beside_decoding), so their tokens keep flowing; else the engine's own
+ * larger chunk, which reads each chosen expert fewer times. */
+void gen_job_prefill(struct gen_job *j, bool beside_decoding);
 /*
  * One decode step of n prefilled, running jobs at once: samples each one's
  * next token and emits its text, ends those that reach the end of the turn,

@@ -9,8 +9,8 @@
  * evicted; a running job takes its session out of the cache and puts it
  * back when it ends well, so two jobs never share a session.
  *
- * Continuous batching: prompts run in chunks of GEN_PREFILL_CHUNK tokens
- * (the engine's own prefill chunk, so the numbers match a single append) and
+ * Continuous batching: prompts run in chunks (short ones between the decode
+ * steps of other jobs; a token's numbers do not depend on the chunks) and
  * the prefilled jobs decode together through ktx_decode_step.
  */
 #include "config.h"
@@ -30,9 +30,9 @@
 #define GEN_CACHE 8
 /* Defaults when a job leaves them out: DeepSeek's recommended sampling. */
 #define GEN_DEFAULT_MAX_TOKENS 1024
-/* Prompt tokens run between two decode steps of the batch: the engine's
- * own chunk, which also sets how long the batch's decoders wait. */
-#define GEN_PREFILL_CHUNK KTX_PREFILL_CHUNK
+/* Prompt tokens run between two decode steps of the batch: what the
+ * batch's decoders wait for while a long prompt comes in. */
+#define GEN_PREFILL_CHUNK_SHARED 128
 
 struct cached {
 	int64_t conversation; /* 0: free slot */
@@ -358,8 +358,9 @@ gen_job_ended(const struct gen_job *j)
 }
 
 void
-gen_job_prefill(struct gen_job *j)
+gen_job_prefill(struct gen_job *j, bool beside_decoding)
 {
+	size_t chunk = beside_decoding ? GEN_PREFILL_CHUNK_SHARED : KTX_PREFILL_CHUNK;
 	size_t n = j->n_ids - j->pos;
 	struct ktx_err err;
 	double t0 = now_s();
@@ -367,8 +368,8 @@ gen_job_prefill(struct gen_job *j)
 
 	if (!gen_job_prefilling(j))
 		return;
-	if (n > GEN_PREFILL_CHUNK)
-		n = GEN_PREFILL_CHUNK;
+	if (n > chunk)
+		n = chunk;
 	ktx_err_clear(&err);
 	rc = ktx_session_append(j->s, j->ids + j->pos, n, NULL, NULL, &err);
 	j->stats.prefill_s += now_s() - t0;

@@ -205,6 +205,7 @@ static bool
 round_once(struct worker *w, struct gen *g, struct gen_job **batch)
 {
 	struct slot *sl, *next, *oldest = NULL;
+	bool decoding = false;
 	size_t n = 0;
 
 	for (sl = first_slot(w); sl != NULL; sl = next) {
@@ -217,9 +218,11 @@ round_once(struct worker *w, struct gen *g, struct gen_job **batch)
 		}
 		if (gen_job_prefilling(sl->gj))
 			oldest = sl;
+		else if (!gen_job_ended(sl->gj))
+			decoding = true;
 	}
 	if (oldest != NULL)
-		gen_job_prefill(oldest->gj);
+		gen_job_prefill(oldest->gj, decoding);
 	for (sl = first_slot(w); sl != NULL; sl = sl->next)
 		if (sl->begun && !gen_job_ended(sl->gj) && !gen_job_prefilling(sl->gj))
 			batch[n++] = sl->gj;
