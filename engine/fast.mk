@@ -5,7 +5,7 @@ libktxengine_a_SOURCES += engine/forward_fast.h engine/forward_fast.c \
 	engine/forward_fast_moe.c
 
 TESTS += tests/oracle/test_kl.py
-EXTRA_DIST += tests/oracle/test_kl.py bench/run-bench.sh bench/triad.c
+EXTRA_DIST += tests/oracle/test_kl.py bench/run-bench.sh bench/triad.c bench/README.md
 
 check_PROGRAMS += tests/unit/test_batch_fast
 TESTS += tests/unit/test_batch_fast
