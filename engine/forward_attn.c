@@ -11,6 +11,9 @@
  *             into the output, attending in latent space over c itself
  *             (attn_impl == "absorb"): nothing per position is expanded.
  * Both compute the same function; they differ in float rounding only.
+ * On the reference path the absorbed softmax is computed per (token, head)
+ * in double; the fast path runs attn_flash.c's tiled kernel over the cache
+ * in its stored element type.
  *
  * Weight layouts: legacy attn_kv_b is [kv_lora -> n_head*(nope+v)], each
  * head's nope rows then v rows; newer files split it into attn_k_b (ne
@@ -23,8 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/attn_flash.h"
 #include "engine/forward_fast.h"
 #include "kernels/ref/ops.h"
+
+/* Query tokens per task of the fast kernel, and (query, head) rows a task
+ * aims at: a tile of keys is read once for all of them. */
+#define FLASH_QBLOCK 8
+#define FLASH_ROWS 64
 
 /* Records the first error of a parallel loop. */
 #define KEEP_ERR(rc, rc2, err, e2)                                   \
@@ -128,7 +137,153 @@ uk_width(const struct ktx_hparams *hp)
 	return hp->qk_nope > hp->kv_lora ? hp->qk_nope : hp->kv_lora;
 }
 
+/* Cache row pos of layer il as floats: in place for a float32 cache, else
+ * converted into buf[kv width]. */
+static const float *
+kv_row_f32(const struct ktx_session *s, uint32_t il, uint32_t pos, float *buf)
+{
+	const void *row = ktx_kv_row(s, il, pos);
+
+	if (s->kv_type == KTX_CACHE_F32)
+		return row;
+	attn_cache_load(s->kv_type, buf, row, ktx_kv_width(&s->m->hp));
+	return buf;
+}
+
 /* ---- absorbed: attention in latent space --------------------------------- */
+
+/*
+ * The reference softmax: per (token, head) task over qc[task] = [q_lat |
+ * q_pe], scores and weighted sum accumulated in double.
+ */
+static int
+softmax_ref(struct ktx_model *m, uint32_t il, const struct ktx_fwd_item *items, size_t n,
+    const float *qc, float *o_lat, struct ktx_err *err)
+{
+	const struct ktx_hparams *hp = &m->hp;
+	size_t kl = hp->kv_lora, w = ktx_kv_width(hp), task, ntask = n * hp->n_head;
+	double avg_np = (items[0].pos + items[n - 1].pos) / 2.0 + 1;
+	int rc = 0, nt = ktx_par_threads(m, (double)ntask * avg_np * (kl + w));
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+	for (task = 0; task < ntask; task++) {
+		const struct ktx_fwd_item *it = &items[task / hp->n_head];
+		size_t np = (size_t)it->pos + 1, j, c;
+		const float *ql = qc + task * w;
+		double *sc = malloc(np * sizeof(double)), *acc = malloc(kl * sizeof(double));
+		float *buf = malloc(w * sizeof(float));
+		struct ktx_err e2;
+		int rc2 = 0;
+
+		if (sc == NULL || acc == NULL || buf == NULL) {
+			rc2 = ktx_err_set(&e2, KTX_ENOMEM, "out of memory for %zu attention scores",
+			    np);
+		} else {
+			for (j = 0; j < np; j++) {
+				const float *kv = kv_row_f32(it->s, il, (uint32_t)j, buf);
+
+				sc[j] = (ktx_ref_dot(ql, kv, kl) + ktx_ref_dot(ql + kl, kv + kl,
+				    hp->qk_rope)) *
+				    m->kq_scale;
+			}
+			ktx_ref_softmax_d(sc, np);
+			memset(acc, 0, kl * sizeof(double));
+			for (j = 0; j < np; j++)
+				ktx_ref_axpy(acc, sc[j], kv_row_f32(it->s, il, (uint32_t)j, buf), kl);
+			for (c = 0; c < kl; c++)
+				o_lat[task * kl + c] = (float)acc[c];
+		}
+		KEEP_ERR(rc, rc2, err, e2);
+		free(sc);
+		free(acc);
+		free(buf);
+	}
+	return rc;
+}
+
+/* A task of the fast softmax: tokens [t0, t0 + nt) of one session, heads
+ * [h0, h0 + nh). */
+struct flash_task {
+	size_t t0, nt;
+	uint32_t h0, nh;
+};
+
+/*
+ * The fast softmax (attn_flash.c): the items cut into blocks of up to
+ * FLASH_QBLOCK consecutive tokens of one session, the heads into groups,
+ * one task per block and group. Its rows are (token, head) in that order,
+ * so the keys they see never decrease. A row's result does not depend on
+ * the task it lands in, so the grouping may follow the thread count.
+ */
+static int
+softmax_flash(struct ktx_model *m, uint32_t il, const struct ktx_fwd_item *items, size_t n,
+    const float *qc, float *o_lat, struct ktx_err *err)
+{
+	const struct ktx_hparams *hp = &m->hp;
+	size_t kl = hp->kv_lora, w = ktx_kv_width(hp), nblk = 0, t, u, qb = 1, ntask, k;
+	double avg_np = (items[0].pos + items[n - 1].pos) / 2.0 + 1;
+	int rc = 0, nt = ktx_par_threads(m, (double)n * hp->n_head * avg_np * (kl + w));
+	uint32_t hg, ng, g;
+	struct flash_task *tasks;
+
+	/* Runs of one session longer than a token take blocks of QBLOCK. */
+	for (t = 1; t < n && qb == 1; t++)
+		if (items[t].s == items[t - 1].s)
+			qb = FLASH_QBLOCK;
+	hg = (uint32_t)(FLASH_ROWS / qb);
+	if (hg > hp->n_head)
+		hg = hp->n_head;
+	for (t = 0; t < n; t = u, nblk++)
+		for (u = t + 1; u < n && u - t < qb && items[u].s == items[t].s; u++)
+			;
+	while (hg > 1 && nblk * ((hp->n_head + hg - 1) / hg) < (size_t)nt)
+		hg = (hg + 1) / 2;
+	ng = (hp->n_head + hg - 1) / hg;
+	tasks = malloc(nblk * ng * sizeof(*tasks));
+	if (tasks == NULL)
+		return ktx_err_set(err, KTX_ENOMEM, "out of memory for attention of %zu tokens", n);
+	for (t = 0, ntask = 0; t < n; t = u) {
+		for (u = t + 1; u < n && u - t < qb && items[u].s == items[t].s; u++)
+			;
+		for (g = 0; g < ng; g++)
+			tasks[ntask++] = (struct flash_task){t, u - t, g * hg,
+			    g + 1 < ng ? hg : hp->n_head - g * hg};
+	}
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+	for (k = 0; k < ntask; k++) {
+		const struct flash_task *tk = &tasks[k];
+		const struct ktx_session *s = items[tk->t0].s;
+		size_t nr = tk->nt * tk->nh, r = 0, i;
+		const float **qr = malloc(nr * sizeof(*qr));
+		float **orow = malloc(nr * sizeof(*orow));
+		uint32_t *nk = malloc(nr * sizeof(*nk)), h;
+		float *scratch = malloc(attn_flash_scratch(nr) * sizeof(float));
+		struct ktx_err e2;
+		int rc2 = 0;
+
+		if (qr == NULL || orow == NULL || nk == NULL || scratch == NULL) {
+			rc2 = ktx_err_set(&e2, KTX_ENOMEM, "out of memory in attention");
+		} else {
+			struct attn_rows rows = {nr, qr, orow, nk};
+
+			for (i = tk->t0; i < tk->t0 + tk->nt; i++)
+				for (h = tk->h0; h < tk->h0 + tk->nh; h++, r++) {
+					qr[r] = qc + (i * hp->n_head + h) * w;
+					orow[r] = o_lat + (i * hp->n_head + h) * kl;
+					nk[r] = items[i].pos + 1;
+				}
+			attn_flash(s->kv_type, ktx_kv_row(s, il, 0), ktx_kv_stride(s), w, kl,
+			    m->kq_scale, &rows, scratch);
+		}
+		KEEP_ERR(rc, rc2, err, e2);
+		free(qr);
+		free(orow);
+		free(nk);
+		free(scratch);
+	}
+	free(tasks);
+	return rc;
+}
 
 /*
  * q[n][n_head][nope+rope] (rope part rotated) -> o[n][n_head][v].
@@ -142,23 +297,22 @@ attend_absorbed(struct ktx_model *m, const struct ktx_layer *L, uint32_t il,
 {
 	const struct ktx_hparams *hp = &m->hp;
 	size_t dq = hp->qk_nope + hp->qk_rope, nq = hp->n_head * dq, kl = hp->kv_lora;
-	size_t task, ntask = n * hp->n_head;
-	float *q_lat, *o_lat;
-	double avg_np = (items[0].pos + items[n - 1].pos) / 2.0 + 1;
+	size_t w = ktx_kv_width(hp), ntask = n * hp->n_head, t, hh;
+	float *qc, *o_lat;
 	int64_t h;
-	int rc = 0, nt_uk, nt_att, nt_uv;
+	int rc = 0, nt_uk, nt_uv;
 
 	nt_uk = ktx_par_threads(m, (double)ntask * hp->qk_nope * kl);
-	nt_att = ktx_par_threads(m, (double)ntask * avg_np * (kl + hp->qk_rope) * 2);
 	nt_uv = ktx_par_threads(m, (double)ntask * hp->v_head * kl);
-	q_lat = malloc(ntask * kl * sizeof(float));
+	qc = malloc(ntask * w * sizeof(float));
 	o_lat = malloc(ntask * kl * sizeof(float));
-	if (q_lat == NULL || o_lat == NULL) {
+	if (qc == NULL || o_lat == NULL) {
 		rc = ktx_err_set(err, KTX_ENOMEM,
 		    "out of memory for latent attention of %zu tokens", n);
 		goto out;
 	}
-	/* q_lat[t][h] = W_UK[h]^T q_nope[t][h], all tokens per head. */
+	/* qc[t][h] = [W_UK[h]^T q_nope[t][h] | q_pe[t][h]], laid out like a
+	 * cache row. */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt_uk)
 	for (h = 0; h < (int64_t)hp->n_head; h++) {
 		float *rowbuf = malloc(uk_width(hp) * sizeof(float));
@@ -170,46 +324,22 @@ attend_absorbed(struct ktx_model *m, const struct ktx_layer *L, uint32_t il,
 			rc2 = ktx_err_set(&e2, KTX_ENOMEM, "out of memory in attention");
 		else
 			rc2 = uk_apply(m, L, (uint32_t)h, true, q + h * dq, nq, n,
-			    q_lat + h * kl, hp->n_head * kl, rowbuf, acc, &e2);
+			    qc + h * w, hp->n_head * w, rowbuf, acc, &e2);
 		KEEP_ERR(rc, rc2, err, e2);
 		free(rowbuf);
 		free(acc);
 	}
 	if (rc != 0)
 		goto out;
+	for (t = 0; t < n; t++)
+		for (hh = 0; hh < hp->n_head; hh++)
+			memcpy(qc + (t * hp->n_head + hh) * w + kl, q + t * nq + hh * dq + hp->qk_nope,
+			    hp->qk_rope * sizeof(float));
 	/* Softmax over the positions up to each token's own, per head. */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt_att)
-	for (task = 0; task < ntask; task++) {
-		const struct ktx_fwd_item *it = &items[task / hp->n_head];
-		size_t hh = task % hp->n_head, np = (size_t)it->pos + 1, j, c;
-		const float *ql = q_lat + task * kl;
-		const float *qpe = q + (task / hp->n_head) * nq + hh * dq + hp->qk_nope;
-		double *sc = malloc(np * sizeof(double)), *acc = malloc(kl * sizeof(double));
-		struct ktx_err e2;
-		int rc2 = 0;
-
-		if (sc == NULL || acc == NULL) {
-			rc2 = ktx_err_set(&e2, KTX_ENOMEM, "out of memory for %zu attention scores",
-			    np);
-		} else {
-			for (j = 0; j < np; j++) {
-				const float *kv = ktx_kv_row(it->s, il, (uint32_t)j);
-
-				sc[j] = (ktx_ref_dot(ql, kv, kl) + ktx_ref_dot(qpe, kv + kl,
-				    hp->qk_rope)) *
-				    m->kq_scale;
-			}
-			ktx_ref_softmax_d(sc, np);
-			memset(acc, 0, kl * sizeof(double));
-			for (j = 0; j < np; j++)
-				ktx_ref_axpy(acc, sc[j], ktx_kv_row(it->s, il, (uint32_t)j), kl);
-			for (c = 0; c < kl; c++)
-				o_lat[task * kl + c] = (float)acc[c];
-		}
-		KEEP_ERR(rc, rc2, err, e2);
-		free(sc);
-		free(acc);
-	}
+	if (m->compute == KTX_PATH_REF)
+		rc = softmax_ref(m, il, items, n, qc, o_lat, err);
+	else
+		rc = softmax_flash(m, il, items, n, qc, o_lat, err);
 	if (rc != 0)
 		goto out;
 	/* o[t][h] = W_UV[h] o_lat[t][h]. */
@@ -228,7 +358,7 @@ attend_absorbed(struct ktx_model *m, const struct ktx_layer *L, uint32_t il,
 		free(rowbuf);
 	}
 out:
-	free(q_lat);
+	free(qc);
 	free(o_lat);
 	return rc;
 }
@@ -249,22 +379,26 @@ attend_naive_session(struct ktx_model *m, const struct ktx_layer *L, uint32_t il
 	size_t dq = hp->qk_nope + hp->qk_rope, nq = hp->n_head * dq;
 	size_t np = (size_t)items[cnt - 1].pos + 1, kl = hp->kv_lora;
 	size_t nk = (size_t)hp->n_head * hp->qk_nope, nv = (size_t)hp->n_head * hp->v_head;
-	size_t stride = (size_t)hp->n_layer * ktx_kv_width(hp), task, ntask = cnt * hp->n_head;
-	const float *lat = ktx_kv_row(s, il, 0);
+	size_t stride = ktx_kv_width(hp), task, ntask = cnt * hp->n_head, j;
 	double avg_np = (items[0].pos + items[cnt - 1].pos) / 2.0 + 1;
 	int nt_exp = ktx_par_threads(m, (double)np * (nk + nv) * kl);
 	int nt_att = ktx_par_threads(m, (double)ntask * avg_np * (dq + hp->v_head));
-	float *k, *v;
+	float *k, *v, *lat;
 	int64_t h;
 	int rc = 0;
 
 	k = malloc(np * nk * sizeof(float));
 	v = malloc(np * nv * sizeof(float));
-	if (k == NULL || v == NULL) {
+	lat = malloc(np * stride * sizeof(float));
+	if (k == NULL || v == NULL || lat == NULL) {
 		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory expanding keys of %zu positions",
 		    np);
 		goto out;
 	}
+	/* The cache rows as floats (this path is for checking). */
+	for (j = 0; j < np; j++)
+		attn_cache_load(s->kv_type, lat + j * stride, ktx_kv_row(s, il, (uint32_t)j),
+		    stride);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt_exp)
 	for (h = 0; h < (int64_t)hp->n_head; h++) {
 		float *rowbuf = malloc(uk_width(hp) * sizeof(float));
@@ -286,7 +420,7 @@ attend_naive_session(struct ktx_model *m, const struct ktx_layer *L, uint32_t il
 		goto out;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt_att)
 	for (task = 0; task < ntask; task++) {
-		size_t t = task / hp->n_head, hh = task % hp->n_head, j, c;
+		size_t t = task / hp->n_head, hh = task % hp->n_head, c;
 		size_t npt = (size_t)items[t].pos + 1;
 		const float *qt = q + t * nq + hh * dq;
 		double *sc = malloc(npt * sizeof(double)),
@@ -318,6 +452,7 @@ attend_naive_session(struct ktx_model *m, const struct ktx_layer *L, uint32_t il
 out:
 	free(k);
 	free(v);
+	free(lat);
 	return rc;
 }
 
@@ -364,11 +499,12 @@ fwd_attention(struct ktx_model *m, uint32_t il, const struct ktx_fwd_item *items
 	if ((rc = fwd_matmul(m, &L->kv_a, 0, 0, (int64_t)kvw, h, e, n, kva, kvw, err)) != 0)
 		goto out;
 	for (t = 0; t < n; t++) {
-		float *row = ktx_kv_row(items[t].s, il, items[t].pos);
+		float *row = kva + t * kvw;
 
-		ktx_ref_rmsnorm(row, kva + t * kvw, L->kv_a_norm, hp->kv_lora, hp->rms_eps);
-		memcpy(row + hp->kv_lora, kva + t * kvw + hp->kv_lora, hp->qk_rope * sizeof(float));
+		ktx_ref_rmsnorm(row, row, L->kv_a_norm, hp->kv_lora, hp->rms_eps);
 		ktx_ref_rope(row + hp->kv_lora, hp->qk_rope, m->rope_freq, items[t].pos);
+		attn_cache_store(items[t].s->kv_type, ktx_kv_row(items[t].s, il, items[t].pos), row,
+		    kvw);
 		for (hh = 0; hh < hp->n_head; hh++)
 			ktx_ref_rope(q + t * nq + hh * dq + hp->qk_nope, hp->qk_rope, m->rope_freq,
 			    items[t].pos);

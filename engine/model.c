@@ -579,6 +579,7 @@ ktx_model_params_default(struct ktx_model_params *p)
 	memset(p, 0, sizeof(*p));
 	p->attn = KTX_ATTN_ABSORBED;
 	p->compute = KTX_PATH_FAST;
+	p->cache_type = KTX_CACHE_F32;
 	p->act_residual = KTX_ACT_DEFAULT;
 }
 
@@ -629,6 +630,10 @@ apply_params(struct ktx_model *m, const struct ktx_model_params *p, struct ktx_e
 	if (p->compute != KTX_PATH_FAST && p->compute != KTX_PATH_REF)
 		return ktx_err_set(err, KTX_EINVAL, "unknown compute path %d", (int)p->compute);
 	m->compute = p->compute;
+	if (p->cache_type != KTX_CACHE_F16 && p->cache_type != KTX_CACHE_BF16 &&
+	    p->cache_type != KTX_CACHE_F32)
+		return ktx_err_set(err, KTX_EINVAL, "unknown cache type %d", (int)p->cache_type);
+	m->cache_type = p->cache_type;
 	if ((p->act_residual & ~(unsigned)KTX_ACT_ALL) != 0)
 		return ktx_err_set(err, KTX_EINVAL, "unknown activation classes 0x%x",
 		    p->act_residual & ~(unsigned)KTX_ACT_ALL);

@@ -98,6 +98,7 @@ struct ktx_model {
 	int n_threads;
 	enum ktx_attn_path attn;
 	enum ktx_path compute;
+	enum ktx_cache_type cache_type;
 	char *name;
 	uint64_t n_params, n_bytes;
 };
@@ -109,7 +110,9 @@ struct ktx_session {
 	uint32_t n_past;
 	uint32_t cap;                 /* positions allocated */
 	int32_t *tokens;              /* [cap] */
-	float *kv;                    /* [cap][n_layer][kv_lora + rope] */
+	uint8_t *kv;                  /* [n_layer][cap][kv_lora + rope] elements */
+	enum ktx_cache_type kv_type;  /* of the elements: F32 on the reference path */
+	size_t kv_elsize;             /* bytes per element */
 	float *logits;                /* [n_vocab] */
 	bool logits_valid;
 };
@@ -125,11 +128,18 @@ ktx_kv_width(const struct ktx_hparams *hp)
 }
 
 /* The cache row of position pos in layer il: the normalized latent
- * [kv_lora], then the rotated rope key [rope]. */
-static inline float *
+ * [kv_lora], then the rotated rope key [rope], as s->kv_type elements.
+ * A layer's rows follow each other (ktx_kv_stride bytes apart). */
+static inline size_t
+ktx_kv_stride(const struct ktx_session *s)
+{
+	return ktx_kv_width(&s->m->hp) * s->kv_elsize;
+}
+
+static inline void *
 ktx_kv_row(const struct ktx_session *s, uint32_t il, uint32_t pos)
 {
-	return s->kv + ((size_t)pos * s->m->hp.n_layer + il) * ktx_kv_width(&s->m->hp);
+	return s->kv + ((size_t)il * s->cap + pos) * ktx_kv_stride(s);
 }
 
 /* Threads for a parallel loop of about work multiply-adds: below a few

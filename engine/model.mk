@@ -4,6 +4,7 @@
 libktxengine_a_SOURCES += \
 	engine/model.c engine/model.h engine/params.c \
 	engine/forward.c engine/forward_attn.c engine/forward_moe.c \
+	engine/attn_flash.c engine/attn_flash.h \
 	engine/forward_matmul.c \
 	engine/session.c engine/sampler.c \
 	kernels/ref/ops.c kernels/ref/ops.h
@@ -18,5 +19,5 @@ tests_unit_test_sampler_LDADD = $(ENGINE_LIBS)
 tests_unit_test_session_LDADD = $(ENGINE_LIBS)
 tests_unit_test_model_LDADD = $(ENGINE_LIBS)
 
-TESTS += tests/oracle/test_forward.py
-EXTRA_DIST += tests/oracle/test_forward.py
+TESTS += tests/oracle/test_forward.py tests/oracle/test_cache_type.py
+EXTRA_DIST += tests/oracle/test_forward.py tests/oracle/test_cache_type.py

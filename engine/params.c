@@ -42,3 +42,17 @@ ktx_act_residual_parse(const char *s, unsigned *classes)
 	*classes = set;
 	return 0;
 }
+
+int
+ktx_cache_type_parse(const char *s, enum ktx_cache_type *t)
+{
+	if (strcmp(s, "f32") == 0)
+		*t = KTX_CACHE_F32;
+	else if (strcmp(s, "f16") == 0)
+		*t = KTX_CACHE_F16;
+	else if (strcmp(s, "bf16") == 0)
+		*t = KTX_CACHE_BF16;
+	else
+		return -1;
+	return 0;
+}

@@ -2,14 +2,20 @@
  * session.c - conversations: a token history and its latent KV cache, grown
  * as tokens arrive; prefill in chunks, batched decode across sessions.
  *
- * The cache holds, per position and layer, kv_lora + rope floats (the
+ * The cache holds, per layer and position, kv_lora + rope elements (the
  * latent and the rotated rope key), never expanded keys and values: a
- * follow-up turn appends to it without recomputing earlier ones.
+ * follow-up turn appends to it without recomputing earlier ones. Its
+ * elements are the model's cache type (F16, BF16 or F32) on the fast path
+ * and float32 on the reference path. Each layer's rows are contiguous, so
+ * attention streams them; growing the cache moves the layers apart.
  */
 #include "engine/model.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "engine/attn_flash.h"
 
 /* Tokens per prefill chunk: cancel is polled between chunks. */
 #define PREFILL_CHUNK KTX_PREFILL_CHUNK
@@ -34,6 +40,8 @@ ktx_session_new(struct ktx_model *m, uint32_t n_ctx, struct ktx_session **out,
 		return ktx_err_set(err, KTX_ENOMEM, "out of memory for a session");
 	s->m = m;
 	s->n_ctx = n_ctx;
+	s->kv_type = m->compute == KTX_PATH_REF ? KTX_CACHE_F32 : m->cache_type;
+	s->kv_elsize = attn_cache_elsize(s->kv_type);
 	s->logits = malloc((size_t)m->hp.n_vocab * sizeof(float));
 	if (s->logits == NULL) {
 		free(s);
@@ -91,10 +99,10 @@ ktx_session_truncate(struct ktx_session *s, uint32_t n, struct ktx_err *err)
 int
 ktx_session_reserve(struct ktx_session *s, uint32_t n, struct ktx_err *err)
 {
-	size_t row = (size_t)s->m->hp.n_layer * ktx_kv_width(&s->m->hp);
+	size_t row = ktx_kv_stride(s), nl = s->m->hp.n_layer, il;
 	uint32_t cap;
 	int32_t *tokens;
-	float *kv;
+	uint8_t *kv;
 
 	if (n <= s->cap)
 		return 0;
@@ -113,10 +121,17 @@ ktx_session_reserve(struct ktx_session *s, uint32_t n, struct ktx_err *err)
 	if (tokens == NULL)
 		return ktx_err_set(err, KTX_ENOMEM, "out of memory for %u tokens of history", cap);
 	s->tokens = tokens;
-	kv = realloc(s->kv, (size_t)cap * row * sizeof(*kv));
+	if (row != 0 && nl > SIZE_MAX / row / cap)
+		return ktx_err_set(err, KTX_ENOMEM, "a KV cache of %u positions is too large", cap);
+	kv = realloc(s->kv, (size_t)cap * row * nl);
 	if (kv == NULL)
 		return ktx_err_set(err, KTX_ENOMEM, "out of memory for a KV cache of %u positions",
 		    cap);
+	/* Layer il's rows move from il * old cap to il * cap, the last layer
+	 * first so that none is overwritten before it moves; rows from
+	 * n_past on hold nothing yet. */
+	for (il = nl; s->n_past > 0 && il-- > 1;)
+		memmove(kv + il * cap * row, kv + il * s->cap * row, (size_t)s->n_past * row);
 	s->kv = kv;
 	s->cap = cap;
 	return 0;

@@ -59,6 +59,8 @@ static const char usage_text[] =
     "      --sessions N       --bench: sessions decoded together (default 1)\n"
     "      --path PATH        compute path: fast (default, SIMD kernels) or ref\n"
     "      --attn PATH        attention path: absorbed (default) or naive\n"
+    "      --cache-type T     latent KV cache elements on the fast path: f32\n"
+    "                         (default), f16 or bf16\n"
     "      --act-residual SET fast path: matmuls whose 8-bit activations get a\n"
     "                         residual row (about 16 bits, twice the dot work):\n"
     "                         all, none, or a list of attn,dense,routed,output\n"
@@ -75,7 +77,7 @@ enum {
 	OPT_GREEDY, OPT_CHAT, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT,
 	OPT_SEED, OPT_PERPLEXITY, OPT_ATTN, OPT_EXPERTS, OPT_CTX, OPT_KL, OPT_KL_BASE,
 	OPT_KL_REF, OPT_BENCH, OPT_PROMPT_TOKENS, OPT_GEN_TOKENS, OPT_SESSIONS, OPT_PATH,
-	OPT_ACT_RESIDUAL,
+	OPT_ACT_RESIDUAL, OPT_CACHE_TYPE,
 };
 
 static const struct option long_options[] = {
@@ -112,6 +114,7 @@ static const struct option long_options[] = {
 	{"sessions", required_argument, NULL, OPT_SESSIONS},
 	{"path", required_argument, NULL, OPT_PATH},
 	{"act-residual", required_argument, NULL, OPT_ACT_RESIDUAL},
+	{"cache-type", required_argument, NULL, OPT_CACHE_TYPE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -166,7 +169,7 @@ main(int argc, char **argv)
 	struct run_opts o = {
 		.n_predict = 128, .temp = 0.6f, .top_p = 0.95f, .min_p = 0.0f,
 		.repeat_penalty = 1.0f, .greedy = -1, .prompt_tokens = 512, .gen_tokens = 16,
-		.sessions = 1, .act_residual = -1,
+		.sessions = 1, .act_residual = -1, .cache_type = -1,
 	};
 	int info = 0, c;
 	long long v;
@@ -288,6 +291,15 @@ main(int argc, char **argv)
 				return usage_error("bad --act-residual '%s' (want all, none or a "
 				    "list of attn,dense,routed,output)", optarg);
 			o.act_residual = (int)set;
+			break;
+		}
+		case OPT_CACHE_TYPE: {
+			enum ktx_cache_type ct;
+
+			if (ktx_cache_type_parse(optarg, &ct) != 0)
+				return usage_error("bad --cache-type '%s' (want f32, f16 or bf16)",
+				    optarg);
+			o.cache_type = (int)ct;
 			break;
 		}
 		default:
