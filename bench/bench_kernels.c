@@ -8,9 +8,11 @@
  * to the type's dot type; ktx_cpu_matmul over every matrix in turn, with
  * 1 and 2 threads. GB/s = weight bytes read / time. Beside it, the kernel's
  * error against its reference twin on the same matrices and activations:
- * max |fast - ref| / max |ref| over the first matrix's outputs. "batch8 x"
- * is the aggregate speed-up of 8 activation rows (8 sessions decoding
- * together) over 1, on 1 thread: 8 t(1 row) / t(8 rows).
+ * max |fast - ref| / max |ref| over the first matrix's outputs. The "nx"
+ * columns time nx activation rows at once (2: one decoding session with
+ * its residual row; 16: eight batched sessions; 128: a 64-token prefill)
+ * on 1 thread by its CPU time, still as GB/s of weights read (so the
+ * activation rows' throughput is nx times the figure).
  * The bandwidth probes (a STREAM-like triad a = b + s c, and a read-only
  * sum, the access pattern of a matvec) run before and after the sweep,
  * because this machine's bandwidth drifts within seconds.
@@ -20,7 +22,7 @@
  * Each figure is measured --repeat times, the three in turn, and printed as
  * median [min-max].
  *
- * usage: bench_kernels [--mb MIB] [--seconds S] [--repeat N] [TYPE...]
+ * usage: bench_kernels [--mb MIB] [--seconds S] [--repeat N] [--nx N,N...] [TYPE...]
  */
 #include <math.h>
 #include <stdint.h>
@@ -40,7 +42,8 @@
 
 #define ROWS 2048
 #define COLS 7168
-#define BATCH 8 /* activation rows of the batched-decode column */
+#define MAX_NX 256 /* most activation rows of an nx column */
+#define MAX_NXS 6  /* most nx columns */
 #define MAX_REPEAT 15
 
 static const uint32_t types[] = { KTX_TYPE_Q2_K, KTX_TYPE_Q3_K, KTX_TYPE_Q4_K, KTX_TYPE_Q5_K,
@@ -206,8 +209,8 @@ int
 main(int argc, char **argv)
 {
 	double mib = 256, seconds = 0.5;
-	int repeat = 3;
-	char cell[4][32];
+	int repeat = 3, nxs[MAX_NXS] = { 1, 2, 16, 128 }, nnx = 4;
+	char cell[3 + MAX_NXS][32];
 	const char *only[32];
 	int nonly = 0;
 	size_t pn = (size_t)32 << 20; /* probe arrays: 3 x 128 MiB */
@@ -221,8 +224,22 @@ main(int argc, char **argv)
 			seconds = atof(argv[++i]);
 		else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
 			repeat = atoi(argv[++i]);
-		else if (argv[i][0] == '-' || nonly == 32) {
-			fprintf(stderr, "usage: bench_kernels [--mb MIB] [--seconds S] [TYPE...]\n");
+		else if (strcmp(argv[i], "--nx") == 0 && i + 1 < argc) {
+			char *p = argv[++i];
+
+			/* a comma list; anything else leaves nnx 0, refused below */
+			for (nnx = 0; nnx < MAX_NXS; p++) {
+				nxs[nnx++] = (int)strtol(p, &p, 10);
+				if (nxs[nnx - 1] < 1 || nxs[nnx - 1] > MAX_NX || (*p != ',' && *p != '\0'))
+					nnx = MAX_NXS + 1;
+				if (*p != ',')
+					break;
+			}
+			if (nnx > MAX_NXS || *p != '\0')
+				nnx = 0;
+		} else if (argv[i][0] == '-' || nonly == 32) {
+			fprintf(stderr, "usage: bench_kernels [--mb MIB] [--seconds S] [--repeat N] "
+			    "[--nx N,N...] [TYPE...]\n");
 			return 2;
 		} else
 			only[nonly++] = argv[i];
@@ -231,15 +248,16 @@ main(int argc, char **argv)
 	pb = malloc(pn * sizeof(float));
 	pc = malloc(pn * sizeof(float));
 	x = malloc(COLS * sizeof(float));
-	xq = malloc(BATCH * COLS * sizeof(float));
-	y = malloc(BATCH * ROWS * sizeof(float));
+	xq = malloc(MAX_NX * COLS * sizeof(float));
+	y = malloc(MAX_NX * ROWS * sizeof(float));
 	yref = malloc(ROWS * sizeof(float));
 	if (!pa || !pb || !pc || !x || !xq || !y || !yref) {
 		fprintf(stderr, "bench_kernels: out of memory\n");
 		return 1;
 	}
-	if (repeat < 1 || repeat > MAX_REPEAT || !(seconds > 0) || !(mib > 0)) {
-		fprintf(stderr, "bench_kernels: --repeat 1..%d, --seconds and --mb > 0\n", MAX_REPEAT);
+	if (repeat < 1 || repeat > MAX_REPEAT || !(seconds > 0) || !(mib > 0) || nnx < 1) {
+		fprintf(stderr, "bench_kernels: --repeat 1..%d, --seconds and --mb > 0, "
+		    "--nx up to %d values in 1..%d\n", MAX_REPEAT, MAX_NXS, MAX_NX);
 		return 2;
 	}
 	for (size_t i = 0; i < pn; i++)
@@ -251,9 +269,11 @@ main(int argc, char **argv)
 	    ktx_cpu_level_name(ktx_cpu_level()), ktx_cpu_level_name(ktx_cpu_max_level()), ROWS,
 	    COLS, mib);
 	print_probes("before", pa, pb, pc, pn);
-	printf("%-8s %-8s %7s %5s %-17s %-17s %-17s %-17s %9s\n", "type", "kernel", "MiB/mat",
-	    "mats", "1t GB/s (wall)", "1t GB/s (cpu)", "2t GB/s (wall)", "batch8 x (1t)",
-	    "err/ref");
+	printf("%-8s %-8s %7s %5s %-17s %-17s %-17s", "type", "kernel", "MiB/mat", "mats",
+	    "1t GB/s (wall)", "1t GB/s (cpu)", "2t GB/s (wall)");
+	for (int j = 0; j < nnx; j++)
+		printf(" nx=%-3d 1t GB/s(cpu)", nxs[j]);
+	printf(" %9s\n", "err/ref");
 	for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
 		uint32_t t = types[k];
 		size_t rb = (size_t)ktx_type_row_bytes(t, COLS), mbytes = rb * ROWS;
@@ -281,21 +301,24 @@ main(int argc, char **argv)
 			maxref = fmax(maxref, fabs((double)yref[r]));
 		}
 		size_t xs = ktx_cpu_act_row_bytes(t, COLS);
-		for (int b = 1; b < BATCH; b++)
+		for (int b = 1; b < MAX_NX; b++)
 			memcpy((uint8_t *)xq + (size_t)b * xs, xq, xs);
-		/* the three figures measured in turn, repeat times: medians */
-		double g1[MAX_REPEAT], c1[MAX_REPEAT], g2[MAX_REPEAT], gx[MAX_REPEAT];
+		/* the figures measured in turn, repeat times: medians */
+		double g1[MAX_REPEAT], c1[MAX_REPEAT], g2[MAX_REPEAT], gx[MAX_NXS][MAX_REPEAT];
 		for (int rep = 0; rep < repeat; rep++) {
 			g1[rep] = time_set(t, set, mbytes, nmat, xq, xs, 1, y, 1, seconds, &c1[rep]);
 			g2[rep] = time_set(t, set, mbytes, nmat, xq, xs, 1, y, 2, seconds, NULL);
-			gx[rep] = BATCH * time_set(t, set, mbytes, nmat, xq, xs, BATCH, y, 1, seconds,
-			    NULL) / g1[rep];
+			for (int j = 0; j < nnx; j++)
+				time_set(t, set, mbytes, nmat, xq, xs, nxs[j], y, 1, seconds,
+				    &gx[j][rep]);
 		}
-		printf("%-8s %-8s %7.2f %5d %s %s %s %s %9.1e\n", ktx_type_name(t),
+		printf("%-8s %-8s %7.2f %5d %s %s %s", ktx_type_name(t),
 		    ktx_cpu_level_name(ktx_cpu_kernel_level(t)), (double)mbytes / 1048576.0, nmat,
-		    spread(g1, repeat, cell[0]), spread(c1, repeat, cell[3]),
-		    spread(g2, repeat, cell[1]), spread(gx, repeat, cell[2]),
-		    maxref > 0 ? maxerr / maxref : maxerr);
+		    spread(g1, repeat, cell[0]), spread(c1, repeat, cell[1]),
+		    spread(g2, repeat, cell[2]));
+		for (int j = 0; j < nnx; j++)
+			printf(" %s", spread(gx[j], repeat, cell[3 + j]));
+		printf(" %9.1e\n", maxref > 0 ? maxerr / maxref : maxerr);
 		fflush(stdout);
 		free(set);
 	}

@@ -10,7 +10,8 @@ libktxengine_a_SOURCES += kernels/ref/dot_ref.h \
 	kernels/cpu/kscales.h \
 	kernels/cpu/cpu.c \
 	kernels/cpu/avx2.c \
-	kernels/cpu/avx512.c
+	kernels/cpu/avx512.c \
+	kernels/cpu/avx512_iq.c
 
 check_PROGRAMS += tests/unit/test_cpu_dot
 TESTS += tests/unit/test_cpu_dot

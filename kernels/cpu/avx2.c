@@ -13,7 +13,8 @@
  * level vector goes in as |a| with the activation's sign flipped where a is
  * negative (vpsignb), still exact since |a| <= 128 and |x| <= 127. Only the
  * block's float scales and the final sum differ in order from the
- * reference twins in kernels/ref/dot_ref.c.
+ * reference twins in kernels/ref/dot_ref.c. fp16 scales are widened with
+ * F16C's vcvtph2ps, exact like the reference's bit-level conversion.
  */
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
@@ -121,7 +122,7 @@ dot_q8_0(int64_t n, const void *w, const void *x)
 	__m256 acc = _mm256_setzero_ps();
 
 	for (int64_t i = 0; i < n / QK8_0; i++) {
-		__m256 d = _mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * ktx_fp16_to_fp32(b[i].d));
+		__m256 d = _mm256_set1_ps(_cvtsh_ss(a[i].d) * _cvtsh_ss(b[i].d));
 		__m256i s = dot_ss(loadu(a[i].qs), loadu(b[i].qs), one);
 
 		acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
@@ -138,7 +139,7 @@ dot_q4_0(int64_t n, const void *w, const void *x)
 	__m256 acc = _mm256_setzero_ps();
 
 	for (int64_t i = 0; i < n / QK4_0; i++) {
-		__m256 d = _mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * ktx_fp16_to_fp32(b[i].d));
+		__m256 d = _mm256_set1_ps(_cvtsh_ss(a[i].d) * _cvtsh_ss(b[i].d));
 		__m256i q = _mm256_sub_epi8(nibbles16(a[i].qs), eight);
 		__m256i s = dot_ss(q, loadu(b[i].qs), one);
 
@@ -165,7 +166,7 @@ dot_iq4_nl(int64_t n, const void *w, const void *x)
 	__m256 acc = _mm256_setzero_ps();
 
 	for (int64_t i = 0; i < n / QK4_NL; i++) {
-		__m256 d = _mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * ktx_fp16_to_fp32(b[i].d));
+		__m256 d = _mm256_set1_ps(_cvtsh_ss(a[i].d) * _cvtsh_ss(b[i].d));
 		__m256i q = _mm256_shuffle_epi8(tab, nibbles16(a[i].qs));
 		__m256i s = dot_ss(q, loadu(b[i].qs), one);
 
@@ -213,9 +214,9 @@ dot_q2_K(int64_t n, const void *w, const void *x)
 				    scales2(sc[g], sc[g + 1])));
 			}
 		}
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * b[i].d),
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d) * b[i].d),
 		    _mm256_cvtepi32_ps(isum), acc);
-		accm += (ktx_fp16_to_fp32(a[i].dmin) * b[i].d) * (float)mins_dot(mn, b[i].bsums);
+		accm += (_cvtsh_ss(a[i].dmin) * b[i].d) * (float)mins_dot(mn, b[i].bsums);
 	}
 	return hsum_ps(acc) - accm;
 }
@@ -265,7 +266,7 @@ dot_q3_K(int64_t n, const void *w, const void *x)
 		}
 		int32_t corr = 4 * mins_dot(sc, b[i].bsums);
 		isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(corr, 0, 0, 0, 0, 0, 0, 0));
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * b[i].d),
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d) * b[i].d),
 		    _mm256_cvtepi32_ps(isum), acc);
 	}
 	return hsum_ps(acc);
@@ -315,9 +316,9 @@ dot_q4_K(int64_t n, const void *w, const void *x)
 			isum = _mm256_add_epi32(isum, dot_us(hi, loadu(b[i].qs + 64 * j + 32),
 			    _mm256_set1_epi16(sc[4 * j + 2])));
 		}
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * b[i].d),
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d) * b[i].d),
 		    _mm256_cvtepi32_ps(isum), acc);
-		accm += (ktx_fp16_to_fp32(a[i].dmin) * b[i].d) * (float)mins_dot(mn, b[i].bsums);
+		accm += (_cvtsh_ss(a[i].dmin) * b[i].d) * (float)mins_dot(mn, b[i].bsums);
 	}
 	return hsum_ps(acc) - accm;
 }
@@ -352,9 +353,9 @@ dot_q5_K(int64_t n, const void *w, const void *x)
 			isum = _mm256_add_epi32(isum, dot_us(hi, loadu(b[i].qs + 64 * j + 32),
 			    _mm256_set1_epi16(sc[4 * j + 2])));
 		}
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * b[i].d),
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d) * b[i].d),
 		    _mm256_cvtepi32_ps(isum), acc);
-		accm += (ktx_fp16_to_fp32(a[i].dmin) * b[i].d) * (float)mins_dot(mn, b[i].bsums);
+		accm += (_cvtsh_ss(a[i].dmin) * b[i].d) * (float)mins_dot(mn, b[i].bsums);
 	}
 	return hsum_ps(acc) - accm;
 }
@@ -392,7 +393,7 @@ dot_q6_K(int64_t n, const void *w, const void *x)
 		}
 		int32_t corr = 32 * mins_dot(sc, b[i].bsums);
 		isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(corr, 0, 0, 0, 0, 0, 0, 0));
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * b[i].d),
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d) * b[i].d),
 		    _mm256_cvtepi32_ps(isum), acc);
 	}
 	return hsum_ps(acc);
@@ -419,7 +420,7 @@ dot_iq4_xs(int64_t n, const void *w, const void *x)
 			isum = _mm256_add_epi32(isum, dot_ss(q, loadu(b[i].qs + 32 * ib),
 			    _mm256_set1_epi16((int16_t)(ls - 32))));
 		}
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * b[i].d),
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d) * b[i].d),
 		    _mm256_cvtepi32_ps(isum), acc);
 	}
 	return hsum_ps(acc);
@@ -456,7 +457,7 @@ dot_iq2_xxs(int64_t n, const void *w, const void *x)
 			isum = _mm256_add_epi32(isum, dot_us(g, y,
 			    _mm256_set1_epi16((int16_t)(2 * (sgn >> 28) + 1))));
 		}
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * b[i].d),
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d) * b[i].d),
 		    _mm256_cvtepi32_ps(isum), acc);
 	}
 	return hsum_ps(acc) * 0.125f;
@@ -485,7 +486,7 @@ dot_iq2_xs(int64_t n, const void *w, const void *x)
 			isum = _mm256_add_epi32(isum, dot_us(g, y,
 			    scales2(2 * (s & 0x0f) + 1, 2 * (s >> 4) + 1)));
 		}
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * b[i].d),
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d) * b[i].d),
 		    _mm256_cvtepi32_ps(isum), acc);
 	}
 	return hsum_ps(acc) * 0.125f;
@@ -514,7 +515,7 @@ dot_iq3_xxs(int64_t n, const void *w, const void *x)
 			isum = _mm256_add_epi32(isum, dot_us(g, y,
 			    _mm256_set1_epi16((int16_t)(2 * (aux >> 28) + 1))));
 		}
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * b[i].d),
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d) * b[i].d),
 		    _mm256_cvtepi32_ps(isum), acc);
 	}
 	return hsum_ps(acc) * 0.25f;
@@ -561,7 +562,7 @@ dot_iq1_s(int64_t n, const void *w, const void *x)
 			isum = _mm256_add_epi32(isum, dot_ss(q, loadu(b[i].qs + 32 * ib),
 			    _mm256_set1_epi16((int16_t)(2 * ((qh >> 12) & 7) + 1))));
 		}
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * b[i].d),
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[i].d) * b[i].d),
 		    _mm256_cvtepi32_ps(isum), acc);
 	}
 	return hsum_ps(acc) * 0.125f;
@@ -580,7 +581,7 @@ dot_iq1_m(int64_t n, const void *w, const void *x)
 
 		for (int k = 0; k < 4; k++)
 			sc[k] = (uint16_t)(a[i].scales[2 * k] | a[i].scales[2 * k + 1] << 8);
-		float d = ktx_fp16_to_fp32((uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) |
+		float d = _cvtsh_ss((uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) |
 		    ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000)));
 		for (int ib = 0; ib < QK_K / 32; ib++) {
 			const uint8_t *qs = a[i].qs + 4 * ib;
@@ -634,7 +635,7 @@ dot_iq1_m(int64_t n, const void *w, const void *x)
 #define LOAD_BF16(i) _mm256_castsi256_ps(_mm256_slli_epi32(                     \
     _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(a16 + (i)))), 16))
 #define SCALAR_F32(i) a32[i]
-#define SCALAR_F16(i) ktx_fp16_to_fp32(a16[i])
+#define SCALAR_F16(i) _cvtsh_ss(a16[i])
 #define SCALAR_BF16(i) ktx_bf16_to_fp32(a16[i])
 
 FLOAT_DOT(dot_f32, LOAD_F32, SCALAR_F32)

@@ -1,16 +1,21 @@
 /*
  * avx512.c - the AVX-512 (F, BW, VL, VNNI) kernels, where they pay over
- * AVX2: the float dot products at 16 lanes, and the byte dot products of
- * Q8_0, Q4_0, Q4_K and Q6_K through VNNI's vpdpbusd, which sums four
- * unsigned x signed byte products straight into int32 (exact, no int16
- * saturation step). The other types keep their AVX2 kernels.
+ * AVX2: the float dot products at 16 lanes, Q4_0 and Q8_0 through VNNI's
+ * vpdpbusd (four unsigned x signed byte products straight into int32), and
+ * the K-quants Q2_K..Q6_K 64 elements per register with vpdpwssd folding
+ * in their sub-block scales. The other types keep their AVX2 kernels (the
+ * i-quants have theirs in avx512_iq.c).
  *
  * BF16 weights are widened by a shift and multiplied in float32 rather than
  * with AVX512_BF16's vdpbf16ps: that instruction flushes denormal inputs
  * and would differ from the reference on denormal-prone data.
  *
- * The K-quant kernels also come in a batched form (dotn) for several
- * activation rows, which unpacks each weight block once for all of them.
+ * The K-quant and Q8_0 kernels also come in a batched form (dotn) for a few
+ * activation rows, which unpacks each weight block once for all of them,
+ * and a tiled gemm for many (batched decode, prefill), which keeps a group
+ * of activation rows in L1 while a block of weight rows passes over it.
+ * All three run the same float steps per output, so results do not depend
+ * on how many activation rows a call takes.
  *
  * Only this file is compiled for AVX-512 (the pragma below); cpu.c calls in
  * here only when CPUID reports every feature.
@@ -23,6 +28,7 @@
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/cpu_impl.h"
@@ -38,14 +44,6 @@ loadu(const void *p)
 	return _mm256_loadu_si256((const __m256i *)p);
 }
 
-/* Signed bytes a times signed bytes b, summed in fours into int32: |a| is
- * unsigned (up to 128), b takes a's sign. */
-static inline __m256i
-dot_ss(__m256i acc, __m256i a, __m256i b)
-{
-	return _mm256_dpbusd_epi32(acc, _mm256_abs_epi8(a), _mm256_sign_epi8(b, a));
-}
-
 /* The sum of the 8 floats of v. */
 static inline float
 hsum8(__m256 v)
@@ -59,22 +57,8 @@ hsum8(__m256 v)
 
 /* ---- legacy types x Q8_0 ---- */
 
-/* Each dot_ kernel: one weight row times one activation row (cpu_dot_fn). */
-static float
-dot_q8_0(int64_t n, const void *w, const void *x)
-{
-	const struct block_q8_0 *a = w, *b = x;
-	__m256 acc = _mm256_setzero_ps();
-
-	for (int64_t i = 0; i < n / QK8_0; i++) {
-		__m256 d = _mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * ktx_fp16_to_fp32(b[i].d));
-		__m256i s = dot_ss(_mm256_setzero_si256(), loadu(a[i].qs), loadu(b[i].qs));
-
-		acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
-	}
-	return hsum8(acc);
-}
-
+/* Each dot_ kernel: one weight row times one activation row (cpu_dot_fn).
+ * Q8_0 is further down, with the K-quants' batched machinery. */
 /* Q4_0 levels are nibble - 8: sum (q - 8) y = sum q y - 8 sum y, with q
  * unsigned, so no sign trick is needed. */
 static float
@@ -86,7 +70,7 @@ dot_q4_0(int64_t n, const void *w, const void *x)
 	__m256 acc = _mm256_setzero_ps();
 
 	for (int64_t i = 0; i < n / QK4_0; i++) {
-		__m256 d = _mm256_set1_ps(ktx_fp16_to_fp32(a[i].d) * ktx_fp16_to_fp32(b[i].d));
+		__m256 d = _mm256_set1_ps(_cvtsh_ss(a[i].d) * _cvtsh_ss(b[i].d));
 		__m128i t = _mm_loadu_si128((const __m128i *)a[i].qs);
 		__m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4);
 		__m256i y = loadu(b[i].qs);
@@ -98,57 +82,50 @@ dot_q4_0(int64_t n, const void *w, const void *x)
 	return hsum8(acc);
 }
 
-/* ---- K-quants x Q8_K, 64 bytes at a time ---- */
+/* ---- K-quants x Q8_K, 64 elements per register ---- */
 
 /*
- * The K-quant kernels below lay 64 elements across a 512-bit register,
- * multiply unsigned levels by activation bytes into 32 int16 pair sums
- * (vpmaddubsw: at most 2 x 63 x 127, no saturation) and fold in the
- * integer sub-block scales with vpdpwssd, whose int16 scale vector is
- * permuted from the block's 16 (or 8) scales so that int16 lane k gets the
- * scale of the elements 2k, 2k + 1 it holds.
+ * A K-quant weight block is unpacked once into four registers of 64
+ * unsigned levels, each ordered to meet 64 consecutive activation bytes,
+ * and four int16 scale vectors (int16 lane k: the scale of elements 2k,
+ * 2k + 1). Per activation row, vpmaddubsw multiplies levels and activation
+ * bytes into int16 pair sums (at most 2 x 63 x 127: no saturation) and
+ * vpdpwssd folds in the scales as int32 lane sums. Integer sums are exact,
+ * so their order is free; the float steps - the block's scale product into
+ * a 16-lane accumulator, the min terms (Q2_K, Q4_K, Q5_K) into an 8-lane
+ * one, the two horizontal sums at the end - are the same code whichever
+ * entry point (dot, dotn, gemm) runs them, so an output has the same bits
+ * computed alone or with other activation rows.
  */
 
-/* 64 bytes from anywhere. */
-static inline __m512i
-load512(const void *p)
-{
-	return _mm512_loadu_si512(p);
-}
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* Two 32-byte halves from different places. */
-static inline __m512i
-load2x256(const void *lo, const void *hi)
-{
-	return _mm512_inserti64x4(_mm512_castsi256_si512(loadu(lo)), loadu(hi), 1);
-}
+/* Unrolls a short loop over registers (unpacked levels, accumulators), so
+ * that they stay in registers: GCC keeps an array it indexes in a loop in
+ * memory, and a 512-bit value stored and reloaded at once stalls. */
+#if defined(__clang__)
+#define KQ_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define KQ_UNROLL _Pragma("GCC unroll 8")
+#endif
 
-/* 16 unsigned byte scales widened to int16 lanes 0..15. */
-static inline __m512i
-scales16_u(const uint8_t *s)
-{
-	return _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)s)));
-}
+/* Activation rows one K-quant call keeps in registers. */
+#define KQ_ROWS 8
 
-/* 16 signed byte scales widened to int16 lanes 0..15. */
-static inline __m512i
-scales16_s(const int8_t *s)
-{
-	return _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)s)));
-}
+/* One unpacked weight block. m16 pairs with the activation block's 16
+ * bsums: the mins (Q2_K, Q4_K, Q5_K) or the scales of the level offset
+ * (Q3_K, Q6_K). */
+struct kblock {
+	__m512i q[4], sc[4];
+	__m256i m16;
+	float d, dmin;
+};
 
-/* Permute indices: int16 lane k (elements 2k, 2k + 1) takes the scale of
- * group g[k / 8], for the four 16-element quarters of a register. */
-static inline __m512i
-scale_idx(int g0, int g1, int g2, int g3)
-{
-	__m256i b = _mm256_setr_epi8((char)g0, (char)g0, (char)g0, (char)g0, (char)g0, (char)g0,
-	    (char)g0, (char)g0, (char)g1, (char)g1, (char)g1, (char)g1, (char)g1, (char)g1, (char)g1,
-	    (char)g1, (char)g2, (char)g2, (char)g2, (char)g2, (char)g2, (char)g2, (char)g2, (char)g2,
-	    (char)g3, (char)g3, (char)g3, (char)g3, (char)g3, (char)g3, (char)g3, (char)g3);
-
-	return _mm512_cvtepu8_epi16(b);
-}
+/* One output's float state between the gemm's passes over a row. */
+struct kacc {
+	__m512 acc;
+	__m256 accm;
+};
 
 /* The sum of the 16 floats of v. */
 static inline float
@@ -157,19 +134,261 @@ hsum16(__m512 v)
 	return _mm512_reduce_add_ps(v);
 }
 
-/* sum_j m[j] * bsums[j] as 8 int32 (lanes to be summed). */
-static inline __m256i
-mins8(__m256i m16, const int16_t *bsums)
+/* 64 bytes from anywhere. */
+static inline __m512i
+load512(const void *p)
 {
-	return _mm256_madd_epi16(m16, loadu(bsums));
+	return _mm512_loadu_si512(p);
 }
 
-/*
- * Each K-quant kernel is written for up to CPU_DOTN_MAX activation rows
- * (batched decode): a weight block is unpacked once, then multiplied with
- * every row, each row keeping its own accumulators in the order the
- * one-row call uses, so a session gets the same bits batched or alone.
- */
+/* The same 32 bytes in both halves. */
+static inline __m512i
+bcast256(const void *p)
+{
+	return _mm512_broadcast_i64x4(loadu(p));
+}
+
+/* a in the low half, b in the high half. */
+static inline __m512i
+halves(__m256i a, __m256i b)
+{
+	return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+}
+
+/* Scale permutes: int16 lane k of register v takes scale 4v + k / 8 (16
+ * elements per scale) or 2v + k / 16 (32 elements per scale). */
+#define SIDX8(g) g, g, g, g, g, g, g, g
+#define SIDX16(v) { SIDX8(4 * (v)), SIDX8(4 * (v) + 1), SIDX8(4 * (v) + 2), SIDX8(4 * (v) + 3) }
+#define SIDX32(v) { SIDX8(2 * (v)), SIDX8(2 * (v)), SIDX8(2 * (v) + 1), SIDX8(2 * (v) + 1) }
+static const int16_t sidx16[4][32] = { SIDX16(0), SIDX16(1), SIDX16(2), SIDX16(3) };
+static const int16_t sidx32[4][32] = { SIDX32(0), SIDX32(1), SIDX32(2), SIDX32(3) };
+
+/* Two fp16 values (d, then dmin) from p as floats. */
+static inline void
+fp16x2(const uint16_t *p, float *d, float *dmin)
+{
+	uint32_t v;
+	__m128 f;
+
+	memcpy(&v, p, sizeof(v));
+	f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)v));
+	*d = _mm_cvtss_f32(f);
+	*dmin = _mm_cvtss_f32(_mm_movehdup_ps(f));
+}
+
+/* Q2_K and Q3_K: 32 bytes of qs hold 128 elements, 2 bits each: element
+ * 32 s + l in bits 2 s of byte l. Register 2 h + k gets elements
+ * 128 h + 64 k .. + 63 (shifts 4 k and 4 k + 2 in its two halves). */
+static ALWAYS_INLINE void
+crumbs(const uint8_t *qs, __m512i *q)
+{
+	const __m512i m3 = _mm512_set1_epi8(3);
+	const __m512i sh0 = halves(_mm256_setzero_si256(), _mm256_set1_epi16(2));
+	const __m512i sh1 = halves(_mm256_set1_epi16(4), _mm256_set1_epi16(6));
+
+	KQ_UNROLL
+	for (int h = 0; h < 2; h++) {
+		__m512i b = bcast256(qs + 32 * h);
+
+		q[2 * h] = _mm512_and_si512(_mm512_srlv_epi16(b, sh0), m3);
+		q[2 * h + 1] = _mm512_and_si512(_mm512_srlv_epi16(b, sh1), m3);
+	}
+}
+
+/* The four scale vectors of 16 int16 scales (16 elements each). */
+static ALWAYS_INLINE void
+scales_by16(__m256i s16, __m512i *sc)
+{
+	__m512i s = _mm512_castsi256_si512(s16);
+
+	KQ_UNROLL
+	for (int v = 0; v < 4; v++)
+		sc[v] = _mm512_permutexvar_epi16(load512(sidx16[v]), s);
+}
+
+static ALWAYS_INLINE void
+unpack_q2_K(const struct block_q2_K *a, struct kblock *u)
+{
+	__m128i raw = _mm_loadu_si128((const __m128i *)a->scales);
+	const __m128i m4 = _mm_set1_epi8(0x0f);
+
+	crumbs(a->qs, u->q);
+	scales_by16(_mm256_cvtepu8_epi16(_mm_and_si128(raw, m4)), u->sc);
+	u->m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+	fp16x2(&a->d, &u->d, &u->dmin);
+}
+
+/* Q3_K: level = crumb | high bit << 2 in 0..7; the -4 goes in through
+ * the bsums. Element 128 h + 32 s + l has bit 4 h + s of hmask[l]. */
+static ALWAYS_INLINE void
+unpack_q3_K(const struct block_q3_K *a, struct kblock *u)
+{
+	const __m512i four = _mm512_set1_epi8(4), hm = bcast256(a->hmask);
+	uint64_t slo, shi;
+
+	crumbs(a->qs, u->q);
+	KQ_UNROLL
+	for (int v = 0; v < 4; v++) { /* bits 2 v, 2 v + 1: s and h folded */
+		__m512i bit = halves(_mm256_set1_epi8((char)(1 << 2 * v)),
+		    _mm256_set1_epi8((char)(1 << (2 * v + 1))));
+
+		u->q[v] = _mm512_mask_add_epi8(u->q[v], _mm512_test_epi8_mask(hm, bit), u->q[v],
+		    four);
+	}
+	q3_scale_bytes(a->scales, &slo, &shi);
+	u->m16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_set_epi64x((int64_t)shi, (int64_t)slo),
+	    _mm_set1_epi8(32)));
+	scales_by16(u->m16, u->sc);
+	u->d = _cvtsh_ss(a->d);
+	u->dmin = 0;
+}
+
+/* Q4_K / Q5_K's 8 scales and 8 mins (6 bits each, packed in 12 bytes) as
+ * one byte per sub-block. */
+static inline void
+k4_scales(const uint8_t *p, uint64_t *sc, uint64_t *mn)
+{
+	const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+	uint32_t w0, w1, w2;
+
+	memcpy(&w0, p, 4);
+	memcpy(&w1, p + 4, 4);
+	memcpy(&w2, p + 8, 4);
+	/* sub-blocks 0-3: low 6 bits of bytes 0-3 (scales), 4-7 (mins);
+	 * 4-7: a nibble of bytes 8-11 and the top 2 bits of bytes 0-3 / 4-7 */
+	*sc = (w0 & m6) | (uint64_t)((w2 & m4) | ((w0 >> 6) & m2) << 4) << 32;
+	*mn = (w1 & m6) | (uint64_t)(((w2 >> 4) & m4) | ((w1 >> 6) & m2) << 4) << 32;
+}
+
+/* Q4_K and Q5_K: 32 bytes of qs hold sub-blocks 2 c (low nibbles) and
+ * 2 c + 1 (high nibbles), register c gets both; Q5_K's fifth bit of
+ * element 64 j + 32 hi + l is bit 2 j + hi of qh[l] (qh NULL for Q4_K). */
+static ALWAYS_INLINE void
+unpack_k4(const uint16_t *dd, const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
+    struct kblock *u)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	const __m512i sh = halves(_mm256_setzero_si256(), _mm256_set1_epi16(4));
+	uint64_t sc, mn;
+	__m512i s16;
+	__m128i m;
+
+	k4_scales(scales, &sc, &mn);
+	s16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((int64_t)sc)));
+	KQ_UNROLL
+	for (int c = 0; c < 4; c++) {
+		u->q[c] = _mm512_and_si512(_mm512_srlv_epi16(bcast256(qs + 32 * c), sh), m4);
+		u->sc[c] = _mm512_permutexvar_epi16(load512(sidx32[c]), s16);
+	}
+	if (qh != NULL) {
+		const __m512i hb = bcast256(qh), sixteen = _mm512_set1_epi8(16);
+
+		KQ_UNROLL
+		for (int c = 0; c < 4; c++) {
+			__m512i bit = halves(_mm256_set1_epi8((char)(1 << 2 * c)),
+			    _mm256_set1_epi8((char)(1 << (2 * c + 1))));
+
+			u->q[c] = _mm512_mask_add_epi8(u->q[c], _mm512_test_epi8_mask(hb, bit),
+			    u->q[c], sixteen);
+		}
+	}
+	m = _mm_cvtsi64_si128((int64_t)mn);
+	u->m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+	fp16x2(dd, &u->d, &u->dmin);
+}
+
+static ALWAYS_INLINE void
+unpack_q4_K(const struct block_q4_K *a, struct kblock *u)
+{
+	unpack_k4(&a->d, a->scales, a->qs, NULL, u);
+}
+
+static ALWAYS_INLINE void
+unpack_q5_K(const struct block_q5_K *a, struct kblock *u)
+{
+	unpack_k4(&a->d, a->scales, a->qs, a->qh, u);
+}
+
+/* Q6_K: per half h, ql's 64 bytes hold elements 128 h + 0..63 (low
+ * nibbles) and + 64..127 (high nibbles); the top two bits of element
+ * 128 h + 32 s + l are bits 2 s of qh[32 h + l]. Level = q - 32, the -32
+ * through the bsums. */
+static ALWAYS_INLINE void
+unpack_q6_K(const struct block_q6_K *a, struct kblock *u)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+	const __m512i shl = halves(_mm256_set1_epi16(4), _mm256_set1_epi16(2));
+	const __m512i shr = halves(_mm256_setzero_si256(), _mm256_set1_epi16(2));
+
+	KQ_UNROLL
+	for (int h = 0; h < 2; h++) {
+		__m512i ql = load512(a->ql + 64 * h), qh = bcast256(a->qh + 32 * h);
+
+		/* (A & C) | B with B already masked: 0xf0 & 0xaa | 0xcc */
+		u->q[2 * h] = _mm512_ternarylogic_epi32(ql,
+		    _mm512_and_si512(_mm512_sllv_epi16(qh, shl), m30), m4, 0xec);
+		u->q[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4),
+		    _mm512_and_si512(_mm512_srlv_epi16(qh, shr), m30), m4, 0xec);
+	}
+	u->m16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a->scales));
+	scales_by16(u->m16, u->sc);
+	u->d = _cvtsh_ss(a->d);
+	u->dmin = 0;
+}
+
+/* The integer sum of block u times activation block b, 16 lanes. */
+static ALWAYS_INLINE __m512i
+kq_isum(const struct kblock *u, const struct block_q8_K *b)
+{
+	__m512i s0 = _mm512_dpwssd_epi32(_mm512_setzero_si512(),
+	    _mm512_maddubs_epi16(u->q[0], load512(b->qs)), u->sc[0]);
+	__m512i s1 = _mm512_dpwssd_epi32(_mm512_setzero_si512(),
+	    _mm512_maddubs_epi16(u->q[1], load512(b->qs + 64)), u->sc[1]);
+
+	s0 = _mm512_dpwssd_epi32(s0, _mm512_maddubs_epi16(u->q[2], load512(b->qs + 128)),
+	    u->sc[2]);
+	s1 = _mm512_dpwssd_epi32(s1, _mm512_maddubs_epi16(u->q[3], load512(b->qs + 192)),
+	    u->sc[3]);
+	return _mm512_add_epi32(s0, s1);
+}
+
+/* One block of one activation row for Q2_K, Q4_K, Q5_K: the scaled sum
+ * into acc, d_min * sum m bsums into accm. */
+static ALWAYS_INLINE void
+row_min(const struct kblock *u, const struct block_q8_K *b, __m512 *acc, __m256 *accm)
+{
+	*acc = _mm512_fmadd_ps(_mm512_set1_ps(u->d * b->d), _mm512_cvtepi32_ps(kq_isum(u, b)),
+	    *acc);
+	*accm = _mm256_fmadd_ps(_mm256_set1_ps(u->dmin * b->d),
+	    _mm256_cvtepi32_ps(_mm256_madd_epi16(u->m16, loadu(b->bsums))), *accm);
+}
+
+/* One block of one activation row for Q3_K (shift 2: -4) and Q6_K (shift
+ * 5: -32): the offset subtracted lane-wise, no horizontal sum; accm is
+ * left at 0. */
+static ALWAYS_INLINE void
+row_off(const struct kblock *u, const struct block_q8_K *b, int shift, __m512 *acc,
+    __m256 *accm)
+{
+	(void)accm;
+	__m256i off = _mm256_slli_epi32(_mm256_madd_epi16(u->m16, loadu(b->bsums)), shift);
+	__m512i isum = _mm512_sub_epi32(kq_isum(u, b), _mm512_zextsi256_si512(off));
+
+	*acc = _mm512_fmadd_ps(_mm512_set1_ps(u->d * b->d), _mm512_cvtepi32_ps(isum), *acc);
+}
+
+#define ROW_q2_K(u, b, acc, accm) row_min(u, b, acc, accm)
+#define ROW_q3_K(u, b, acc, accm) row_off(u, b, 2, acc, accm)
+#define ROW_q4_K(u, b, acc, accm) row_min(u, b, acc, accm)
+#define ROW_q5_K(u, b, acc, accm) row_min(u, b, acc, accm)
+#define ROW_q6_K(u, b, acc, accm) row_off(u, b, 5, acc, accm)
+
+/* One output from its accumulators (accm is never touched without mins). */
+static inline float
+kq_final(__m512 acc, __m256 accm, int has_min)
+{
+	return has_min ? hsum16(acc) - hsum8(accm) : hsum16(acc);
+}
 
 /* The Q8_K block i of activation row t. */
 static inline const struct block_q8_K *
@@ -178,269 +397,264 @@ xblock(const void *x, size_t xs, int t, int64_t i)
 	return (const struct block_q8_K *)((const uint8_t *)x + (size_t)t * xs) + i;
 }
 
+/* The gemm's step: units i0..i1-1 of one weight row of n elements for nx
+ * activation rows, whose accumulators come from and go back to st. */
+typedef void (*kq_pass_fn)(const void *w, int64_t n, int64_t i0, int64_t i1, const void *x,
+    size_t xs, int nx, struct kacc *st);
+
+/*
+ * The gemm of the K-quants and Q8_0, for many activation rows: weight rows
+ * in blocks of GEMM_ROWS, activation rows in tiles of GEMM_TILE, the nb
+ * units of a row (blocks of 256, Q8_0 block pairs) in chunks of chunk
+ * units (GEMM_CHUNK K-quant blocks, Q8_CHUNK pairs). For each chunk,
+ * each group of KQ_ROWS activation rows (18 KiB of it for the K-quants, so
+ * it stays in L1) meets every weight row of the block, each weight block
+ * unpacked once per group; the accumulators wait in st between chunks.
+ * Each output still takes its blocks in order through the same float
+ * steps as dot.
+ */
+#define GEMM_ROWS 16
+#define GEMM_TILE 32
+#define GEMM_CHUNK 8
+
 static void
-dotn_q2_K(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out)
+kq_gemm(int64_t n, int64_t nb, int64_t chunk, int64_t rows, const uint8_t *w, size_t ws,
+    const uint8_t *x, size_t xs, int64_t nx, float *y, size_t ys, kq_pass_fn pass, int has_min)
 {
-	const struct block_q2_K *a = w;
-	const __m512i m3 = _mm512_set1_epi8(3);
-	__m512 acc[CPU_DOTN_MAX];
-	__m256 accm[CPU_DOTN_MAX];
-	__m512i idx[4];
+	static const struct kacc zero;
+	struct kacc st[GEMM_ROWS][GEMM_TILE];
 
-	for (int s = 0; s < 4; s++) /* shift s: groups 2s, 2s + 1, 8 + 2s, 9 + 2s */
-		idx[s] = scale_idx(2 * s, 2 * s + 1, 8 + 2 * s, 9 + 2 * s);
-	for (int t = 0; t < nx; t++) {
-		acc[t] = _mm512_setzero_ps();
-		accm[t] = _mm256_setzero_ps();
-	}
-	for (int64_t i = 0; i < n / QK_K; i++) {
-		__m128i raw = _mm_loadu_si128((const __m128i *)a[i].scales);
-		__m512i sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(
-		    _mm_and_si128(raw, _mm_set1_epi8(0x0f))));
-		__m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4),
-		    _mm_set1_epi8(0x0f)));
-		__m512i qb = load512(a[i].qs), q[4], scp[4];
-		float d = ktx_fp16_to_fp32(a[i].d), dmin = ktx_fp16_to_fp32(a[i].dmin);
+	for (int64_t r0 = 0; r0 < rows; r0 += GEMM_ROWS) {
+		int64_t nr = rows - r0 < GEMM_ROWS ? rows - r0 : GEMM_ROWS;
 
-		for (int s = 0; s < 4; s++) {
-			q[s] = _mm512_and_si512(_mm512_srli_epi16(qb, 2 * s), m3);
-			scp[s] = _mm512_permutexvar_epi16(idx[s], sc);
-		}
-		for (int t = 0; t < nx; t++) {
-			const struct block_q8_K *b = xblock(x, xs, t, i);
-			__m512i isum = _mm512_setzero_si512();
+		for (int64_t t0 = 0; t0 < nx; t0 += GEMM_TILE) {
+			int64_t nt = nx - t0 < GEMM_TILE ? nx - t0 : GEMM_TILE;
 
-			for (int s = 0; s < 4; s++)
-				isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[s],
-				    load2x256(b->qs + 32 * s, b->qs + 128 + 32 * s)), scp[s]);
-			acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * b->d), _mm512_cvtepi32_ps(isum),
-			    acc[t]);
-			accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * b->d),
-			    _mm256_cvtepi32_ps(mins8(mn, b->bsums)), accm[t]);
-		}
-	}
-	for (int t = 0; t < nx; t++)
-		out[t] = hsum16(acc[t]) - hsum8(accm[t]);
-}
+			for (int64_t r = 0; r < nr; r++)
+				for (int64_t t = 0; t < nt; t++)
+					st[r][t] = zero;
+			for (int64_t i0 = 0; i0 < nb; i0 += chunk) {
+				int64_t i1 = nb - i0 < chunk ? nb : i0 + chunk;
 
-/* Q3_K: q = low 2 bits | high bit << 2 in 0..7; the -4 goes in through
- * the group sums: - 4 sum sc bsums. */
-static void
-dotn_q3_K(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out)
-{
-	const struct block_q3_K *a = w;
-	const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
-	__m512 acc[CPU_DOTN_MAX];
-	__m512i idx[4];
-
-	for (int s = 0; s < 4; s++)
-		idx[s] = scale_idx(2 * s, 2 * s + 1, 8 + 2 * s, 9 + 2 * s);
-	for (int t = 0; t < nx; t++)
-		acc[t] = _mm512_setzero_ps();
-	for (int64_t i = 0; i < n / QK_K; i++) {
-		uint64_t slo, shi;
-
-		q3_scale_bytes(a[i].scales, &slo, &shi);
-		__m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_sub_epi8(
-		    _mm_set_epi64x((int64_t)shi, (int64_t)slo), _mm_set1_epi8(32))));
-		__m256i hm = loadu(a[i].hmask);
-		/* element 128h + 32s + l has hmask bit 4h + s of byte l */
-		__m512i hm2 = _mm512_inserti64x4(_mm512_castsi256_si512(hm),
-		    _mm256_srli_epi16(hm, 4), 1);
-		__m512i qb = load512(a[i].qs), q[4], scp[4];
-		float d = ktx_fp16_to_fp32(a[i].d);
-
-		for (int s = 0; s < 4; s++) {
-			__mmask64 hb = _mm512_test_epi8_mask(hm2, _mm512_set1_epi8((char)(1 << s)));
-
-			q[s] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qb, 2 * s), m3),
-			    _mm512_maskz_mov_epi8(hb, four));
-			scp[s] = _mm512_permutexvar_epi16(idx[s], sc);
-		}
-		for (int t = 0; t < nx; t++) {
-			const struct block_q8_K *b = xblock(x, xs, t, i);
-			__m512i isum = _mm512_setzero_si512();
-
-			for (int s = 0; s < 4; s++)
-				isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[s],
-				    load2x256(b->qs + 32 * s, b->qs + 128 + 32 * s)), scp[s]);
-			/* the -4 offset, lane-wise: no horizontal sum needed */
-			isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(
-			    mins8(_mm512_castsi512_si256(sc), b->bsums), 2)));
-			acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * b->d), _mm512_cvtepi32_ps(isum),
-			    acc[t]);
-		}
-	}
-	for (int t = 0; t < nx; t++)
-		out[t] = hsum16(acc[t]);
-}
-
-/* Q4_K / Q5_K's 8 scales and 8 mins, unpacked to bytes. */
-static inline void
-k4_scales(const uint8_t *q, uint8_t *sc, uint8_t *mn)
-{
-	for (int j = 0; j < 8; j++) {
-		if (j < 4) {
-			sc[j] = q[j] & 63;
-			mn[j] = q[j + 4] & 63;
-		} else {
-			sc[j] = (uint8_t)((q[j + 4] & 0x0f) | (q[j - 4] >> 6) << 4);
-			mn[j] = (uint8_t)((q[j + 4] >> 4) | (q[j] >> 6) << 4);
+				for (int64_t g = 0; g < nt; g += KQ_ROWS)
+					for (int64_t r = 0; r < nr; r++)
+						pass(w + (size_t)(r0 + r) * ws, n, i0, i1,
+						    x + (size_t)(t0 + g) * xs, xs,
+						    nt - g < KQ_ROWS ? (int)(nt - g) : KQ_ROWS,
+						    &st[r][g]);
+			}
+			for (int64_t r = 0; r < nr; r++)
+				for (int64_t t = 0; t < nt; t++)
+					y[(size_t)(t0 + t) * ys + (size_t)(r0 + r)] =
+					    kq_final(st[r][t].acc, st[r][t].accm, has_min);
 		}
 	}
 }
 
-/* The min part of Q4_K / Q5_K: sub-block j's min against bsums 2j, 2j+1. */
-static inline __m256i
-k4_mins(const uint8_t *mn8, const int16_t *bsums)
-{
-	__m128i m = _mm_loadl_epi64((const __m128i *)mn8);
-	__m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+/* F(k, ...) with the constant k = nx (1..KQ_ROWS). */
+#define KQ_SWITCH(nx, F, ...)                                                  \
+	switch (nx) {                                                          \
+	case 1: F(1, __VA_ARGS__); break;                                      \
+	case 2: F(2, __VA_ARGS__); break;                                      \
+	case 3: F(3, __VA_ARGS__); break;                                      \
+	case 4: F(4, __VA_ARGS__); break;                                      \
+	case 5: F(5, __VA_ARGS__); break;                                      \
+	case 6: F(6, __VA_ARGS__); break;                                      \
+	case 7: F(7, __VA_ARGS__); break;                                      \
+	default: F(8, __VA_ARGS__); break;                                     \
+	}
 
-	return mins8(m16, bsums);
-}
-
-/* Q4_K and Q5_K: a 512-bit load of qs covers sub-blocks 4c..4c+3 as
- * [low nibbles: 4c, 4c + 2 | high nibbles: 4c + 1, 4c + 3]. */
-#define K4_DOTN(NAME, BLOCK, FIFTH)                                            \
-	static void                                                            \
-	NAME(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) \
+/*
+ * Per K-quant type: span (blocks i0..i1-1 of one weight row for nx
+ * activation rows; nx is a constant after inlining, so the accumulators
+ * live in registers), rows (a whole row, for dot and dotn), step (the
+ * gemm's pass) and the entry points, which switch to a constant nx.
+ */
+#define KQ_KERNELS(T, BLOCK, HAS_MIN)                                          \
+	static ALWAYS_INLINE void                                              \
+	span_##T(const int nx, const struct BLOCK *a, int64_t i0, int64_t i1,  \
+	    const void *x, size_t xs, __m512 *acc, __m256 *accm)               \
 	{                                                                      \
-		const struct BLOCK *a = w;                                     \
-		const __m512i m4 = _mm512_set1_epi8(0x0f);                     \
-		__m512 acc[CPU_DOTN_MAX];                                      \
-		__m256 accm[CPU_DOTN_MAX];                                     \
-		__m512i ilo[2], ihi[2];                                        \
+		for (int64_t i = i0; i < i1; i++) {                            \
+			struct kblock u;                                       \
                                                                                \
-		for (int c = 0; c < 2; c++) {                                  \
-			ilo[c] = scale_idx(4 * c, 4 * c, 4 * c + 2, 4 * c + 2);    \
-			ihi[c] = scale_idx(4 * c + 1, 4 * c + 1, 4 * c + 3, 4 * c + 3); \
+			unpack_##T(a + i, &u);                                 \
+			KQ_UNROLL                                              \
+			for (int t = 0; t < nx; t++)                           \
+				ROW_##T(&u, xblock(x, xs, t, i), &acc[t], &accm[t]); \
 		}                                                              \
+	}                                                                      \
+                                                                               \
+	static ALWAYS_INLINE void                                              \
+	rows_##T(const int nx, int64_t n, const void *w, const void *x, size_t xs, \
+	    float *out)                                                        \
+	{                                                                      \
+		__m512 acc[KQ_ROWS];                                           \
+		__m256 accm[KQ_ROWS];                                          \
+                                                                               \
+		KQ_UNROLL                                                                    \
 		for (int t = 0; t < nx; t++) {                                 \
 			acc[t] = _mm512_setzero_ps();                          \
 			accm[t] = _mm256_setzero_ps();                         \
 		}                                                              \
-		for (int64_t i = 0; i < n / QK_K; i++) {                       \
-			uint8_t sc8[16] = { 0 }, mn8[8];                       \
-			__m512i q[4], scp[4];                                  \
-			float d = ktx_fp16_to_fp32(a[i].d);                    \
-			float dmin = ktx_fp16_to_fp32(a[i].dmin);              \
-                                                                               \
-			k4_scales(a[i].scales, sc8, mn8);                      \
-			__m512i sc = scales16_u(sc8);                          \
-			for (int c = 0; c < 2; c++) {                          \
-				__m512i qb = load512(a[i].qs + 64 * c);        \
-				__m512i lo = _mm512_and_si512(qb, m4);         \
-				__m512i hi = _mm512_and_si512(_mm512_srli_epi16(qb, 4), m4); \
-				FIFTH                                          \
-				q[2 * c] = lo;                                 \
-				q[2 * c + 1] = hi;                             \
-				scp[2 * c] = _mm512_permutexvar_epi16(ilo[c], sc); \
-				scp[2 * c + 1] = _mm512_permutexvar_epi16(ihi[c], sc); \
-			}                                                      \
-			for (int t = 0; t < nx; t++) {                         \
-				const struct block_q8_K *b = xblock(x, xs, t, i); \
-				__m512i isum = _mm512_setzero_si512();         \
-                                                                               \
-				for (int c = 0; c < 2; c++) {                  \
-					const int8_t *y = b->qs + 128 * c;     \
-                                                                               \
-					isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16( \
-					    q[2 * c], load2x256(y, y + 64)), scp[2 * c]); \
-					isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16( \
-					    q[2 * c + 1], load2x256(y + 32, y + 96)), scp[2 * c + 1]); \
-				}                                              \
-				acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * b->d), \
-				    _mm512_cvtepi32_ps(isum), acc[t]);         \
-				accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * b->d), \
-				    _mm256_cvtepi32_ps(k4_mins(mn8, b->bsums)), accm[t]); \
-			}                                                      \
-		}                                                              \
+		span_##T(nx, w, 0, n / QK_K, x, xs, acc, accm);                \
+		KQ_UNROLL                                                                    \
 		for (int t = 0; t < nx; t++)                                   \
-			out[t] = hsum16(acc[t]) - hsum8(accm[t]);              \
+			out[t] = kq_final(acc[t], accm[t], HAS_MIN);           \
+	}                                                                      \
+                                                                               \
+	static ALWAYS_INLINE void                                              \
+	step_##T(const int nx, const void *w, int64_t i0, int64_t i1, const void *x, \
+	    size_t xs, struct kacc *st)                                        \
+	{                                                                      \
+		__m512 acc[KQ_ROWS];                                           \
+		__m256 accm[KQ_ROWS];                                          \
+                                                                               \
+		KQ_UNROLL                                                                    \
+		for (int t = 0; t < nx; t++) {                                 \
+			acc[t] = st[t].acc;                                    \
+			accm[t] = st[t].accm;                                  \
+		}                                                              \
+		span_##T(nx, w, i0, i1, x, xs, acc, accm);                     \
+		KQ_UNROLL                                                                    \
+		for (int t = 0; t < nx; t++) {                                 \
+			st[t].acc = acc[t];                                    \
+			st[t].accm = accm[t];                                  \
+		}                                                              \
+	}                                                                      \
+                                                                               \
+	static float                                                           \
+	dot_##T(int64_t n, const void *w, const void *x)                       \
+	{                                                                      \
+		float out;                                                     \
+                                                                               \
+		rows_##T(1, n, w, x, 0, &out);                                 \
+		return out;                                                    \
+	}                                                                      \
+                                                                               \
+	static void                                                            \
+	dotn_##T(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) \
+	{                                                                      \
+		KQ_SWITCH(nx, rows_##T, n, w, x, xs, out)                      \
+	}                                                                      \
+                                                                               \
+	static void                                                            \
+	pass_##T(const void *w, int64_t n, int64_t i0, int64_t i1, const void *x, \
+	    size_t xs, int nx, struct kacc *st)                                \
+	{                                                                      \
+		(void)n;                                                       \
+		KQ_SWITCH(nx, step_##T, w, i0, i1, x, xs, st)                  \
+	}                                                                      \
+                                                                               \
+	static void                                                            \
+	gemm_##T(int64_t n, int64_t rows, const void *w, size_t ws, const void *x, \
+	    size_t xs, int64_t nx, float *y, size_t ys)                        \
+	{                                                                      \
+		kq_gemm(n, n / QK_K, GEMM_CHUNK, rows, w, ws, x, xs, nx, y, ys,  \
+		    pass_##T, HAS_MIN);                                        \
 	}
 
-K4_DOTN(dotn_q4_K, block_q4_K, )
+KQ_KERNELS(q2_K, block_q2_K, 1)
+KQ_KERNELS(q3_K, block_q3_K, 0)
+KQ_KERNELS(q4_K, block_q4_K, 1)
+KQ_KERNELS(q5_K, block_q5_K, 1)
+KQ_KERNELS(q6_K, block_q6_K, 0)
 
-/* Q5_K's fifth bits: element 64j + 32hi + l has bit 2j + hi of qh[l]; for
- * chunk c the low half of the register holds j = 2c, the high j = 2c + 1. */
-#define Q5_FIFTH                                                               \
-	__m256i qh = loadu(a[i].qh);                                           \
-	__m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(               \
-	    _mm256_srli_epi16(qh, 4 * c)), _mm256_srli_epi16(qh, 4 * c + 2), 1);   \
-	lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(                        \
-	    _mm512_test_epi8_mask(qh2, _mm512_set1_epi8(1)), _mm512_set1_epi8(16))); \
-	hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(                        \
-	    _mm512_test_epi8_mask(qh2, _mm512_set1_epi8(2)), _mm512_set1_epi8(16)));
+/*
+ * Q8_0 x Q8_0 in units of two blocks, one per half of a register (the
+ * second half empty at the end of a row with an odd block count).
+ * vpdpbusd takes |w| and the activations negated where w < 0 (AVX-512 has
+ * no vpsignb), exact: |w| <= 128, |x| <= 127. The two blocks' scale
+ * products go into one 16-lane accumulator.
+ */
+#define Q8_CHUNK 16 /* units of the gemm's chunk: 1024 elements */
 
-K4_DOTN(dotn_q5_K, block_q5_K, Q5_FIFTH)
-
-/* Q6_K: per half h, [ql 64 bytes] low nibbles with [qh, qh >> 2] bits are
- * elements 128h + 0..63, high nibbles with [qh >> 4, qh >> 6] the next 64;
- * level = q - 32 folded in through bsums. */
-static void
-dotn_q6_K(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out)
+static ALWAYS_INLINE void
+span_q8_0(const int nx, const struct block_q8_0 *a, int64_t nblk, int64_t i0, int64_t i1,
+    const void *x, size_t xs, __m512 *acc)
 {
-	const struct block_q6_K *a = w;
-	const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
-	__m512 acc[CPU_DOTN_MAX];
-	__m512i idx[4];
+	for (int64_t i = i0; i < i1; i++) {
+		const struct block_q8_0 *p = a + 2 * i;
+		int two = 2 * i + 1 < nblk;
+		__m512i w = two ? halves(loadu(p[0].qs), loadu(p[1].qs)) :
+		    _mm512_zextsi256_si512(loadu(p[0].qs));
+		__m512i aw = _mm512_abs_epi8(w);
+		__mmask64 neg = _mm512_movepi8_mask(w);
+		float d0 = _cvtsh_ss(p[0].d), d1 = two ? _cvtsh_ss(p[1].d) : 0.0f;
 
-	for (int k = 0; k < 4; k++) /* 64 elements = groups 4k .. 4k + 3 */
-		idx[k] = scale_idx(4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3);
+		KQ_UNROLL
+		for (int t = 0; t < nx; t++) {
+			const struct block_q8_0 *b =
+			    (const struct block_q8_0 *)((const uint8_t *)x + (size_t)t * xs) + 2 * i;
+			__m512i y = two ? halves(loadu(b[0].qs), loadu(b[1].qs)) :
+			    _mm512_zextsi256_si512(loadu(b[0].qs));
+			__m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw,
+			    _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y));
+			__m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(d0 * _cvtsh_ss(b[0].d)),
+			    _mm512_set1_ps(two ? d1 * _cvtsh_ss(b[1].d) : 0.0f));
+
+			acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[t]);
+		}
+	}
+}
+
+static ALWAYS_INLINE void
+rows_q8_0(const int nx, int64_t n, const void *w, const void *x, size_t xs, float *out)
+{
+	__m512 acc[KQ_ROWS];
+
+	KQ_UNROLL
 	for (int t = 0; t < nx; t++)
 		acc[t] = _mm512_setzero_ps();
-	for (int64_t i = 0; i < n / QK_K; i++) {
-		__m512i sc = scales16_s(a[i].scales), q[4], scp[4];
-		float d = ktx_fp16_to_fp32(a[i].d);
-
-		for (int h = 0; h < 2; h++) {
-			__m512i ql = load512(a[i].ql + 64 * h);
-			__m256i qh = loadu(a[i].qh + 32 * h);
-			__m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh),
-			    _mm256_srli_epi16(qh, 2), 1);
-
-			q[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4),
-			    _mm512_slli_epi16(_mm512_and_si512(qh2, m2), 4));
-			q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
-			    _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh2, 4), m2), 4));
-			scp[2 * h] = _mm512_permutexvar_epi16(idx[2 * h], sc);
-			scp[2 * h + 1] = _mm512_permutexvar_epi16(idx[2 * h + 1], sc);
-		}
-		for (int t = 0; t < nx; t++) {
-			const struct block_q8_K *b = xblock(x, xs, t, i);
-			__m512i isum = _mm512_setzero_si512();
-
-			for (int k = 0; k < 4; k++)
-				isum = _mm512_dpwssd_epi32(isum,
-				    _mm512_maddubs_epi16(q[k], load512(b->qs + 64 * k)), scp[k]);
-			/* the -32 offset, lane-wise */
-			isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(
-			    mins8(_mm512_castsi512_si256(sc), b->bsums), 5)));
-			acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * b->d), _mm512_cvtepi32_ps(isum),
-			    acc[t]);
-		}
-	}
+	span_q8_0(nx, w, n / QK8_0, 0, (n / QK8_0 + 1) / 2, x, xs, acc);
+	KQ_UNROLL
 	for (int t = 0; t < nx; t++)
 		out[t] = hsum16(acc[t]);
 }
 
-/* The one-row entry points: the batched kernels with one row. */
-#define ONE_ROW(TYPE)                                                          \
-	static float                                                           \
-	dot_##TYPE(int64_t n, const void *w, const void *x)                    \
-	{                                                                      \
-		float out;                                                     \
-                                                                               \
-		dotn_##TYPE(n, w, x, 0, 1, &out);                              \
-		return out;                                                    \
-	}
+static ALWAYS_INLINE void
+step_q8_0(const int nx, const void *w, int64_t nblk, int64_t i0, int64_t i1, const void *x,
+    size_t xs, struct kacc *st)
+{
+	__m512 acc[KQ_ROWS];
 
-ONE_ROW(q2_K)
-ONE_ROW(q3_K)
-ONE_ROW(q4_K)
-ONE_ROW(q5_K)
-ONE_ROW(q6_K)
+	KQ_UNROLL
+	for (int t = 0; t < nx; t++)
+		acc[t] = st[t].acc;
+	span_q8_0(nx, w, nblk, i0, i1, x, xs, acc);
+	KQ_UNROLL
+	for (int t = 0; t < nx; t++)
+		st[t].acc = acc[t];
+}
+
+static float
+dot_q8_0(int64_t n, const void *w, const void *x)
+{
+	float out;
+
+	rows_q8_0(1, n, w, x, 0, &out);
+	return out;
+}
+
+static void
+dotn_q8_0(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out)
+{
+	KQ_SWITCH(nx, rows_q8_0, n, w, x, xs, out)
+}
+
+static void
+pass_q8_0(const void *w, int64_t n, int64_t i0, int64_t i1, const void *x, size_t xs, int nx,
+    struct kacc *st)
+{
+	KQ_SWITCH(nx, step_q8_0, w, n / QK8_0, i0, i1, x, xs, st)
+}
+
+static void
+gemm_q8_0(int64_t n, int64_t rows, const void *w, size_t ws, const void *x, size_t xs,
+    int64_t nx, float *y, size_t ys)
+{
+	kq_gemm(n, (n / QK8_0 + 1) / 2, Q8_CHUNK, rows, w, ws, x, xs, nx, y, ys, pass_q8_0, 0);
+}
 
 /* ---- float types x float32, 16 lanes ---- */
 
@@ -474,7 +688,7 @@ ONE_ROW(q6_K)
 #define LOAD_F16(i) _mm512_cvtph_ps(loadu(a16 + (i)))
 #define LOAD_BF16(i) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(loadu(a16 + (i))), 16))
 #define SCALAR_F32(i) a32[i]
-#define SCALAR_F16(i) ktx_fp16_to_fp32(a16[i])
+#define SCALAR_F16(i) _cvtsh_ss(a16[i])
 #define SCALAR_BF16(i) ktx_bf16_to_fp32(a16[i])
 
 FLOAT_DOT16(dot_f32, LOAD_F32, SCALAR_F32)
@@ -488,17 +702,21 @@ cpu_fill_avx512(struct cpu_kernels *k)
 		uint32_t type;
 		cpu_dot_fn fn;
 		cpu_dotn_fn fnn;
+		cpu_gemm_fn gemm;
 	} dots[] = {
-		{ KTX_TYPE_Q4_0, dot_q4_0, NULL }, { KTX_TYPE_Q8_0, dot_q8_0, NULL },
-		{ KTX_TYPE_Q2_K, dot_q2_K, dotn_q2_K }, { KTX_TYPE_Q3_K, dot_q3_K, dotn_q3_K },
-		{ KTX_TYPE_Q4_K, dot_q4_K, dotn_q4_K }, { KTX_TYPE_Q5_K, dot_q5_K, dotn_q5_K },
-		{ KTX_TYPE_Q6_K, dot_q6_K, dotn_q6_K }, { KTX_TYPE_F32, dot_f32, NULL },
-		{ KTX_TYPE_F16, dot_f16, NULL }, { KTX_TYPE_BF16, dot_bf16, NULL },
+		{ KTX_TYPE_Q4_0, dot_q4_0, NULL, NULL }, { KTX_TYPE_Q8_0, dot_q8_0, dotn_q8_0, gemm_q8_0 },
+		{ KTX_TYPE_Q2_K, dot_q2_K, dotn_q2_K, gemm_q2_K },
+		{ KTX_TYPE_Q3_K, dot_q3_K, dotn_q3_K, gemm_q3_K },
+		{ KTX_TYPE_Q4_K, dot_q4_K, dotn_q4_K, gemm_q4_K },
+		{ KTX_TYPE_Q5_K, dot_q5_K, dotn_q5_K, gemm_q5_K },
+		{ KTX_TYPE_Q6_K, dot_q6_K, dotn_q6_K, gemm_q6_K }, { KTX_TYPE_F32, dot_f32, NULL, NULL },
+		{ KTX_TYPE_F16, dot_f16, NULL, NULL }, { KTX_TYPE_BF16, dot_bf16, NULL, NULL },
 	};
 
 	for (size_t i = 0; i < sizeof(dots) / sizeof(dots[0]); i++) {
 		k->dot[dots[i].type] = dots[i].fn;
 		k->dotn[dots[i].type] = dots[i].fnn;
+		k->gemm[dots[i].type] = dots[i].gemm;
 		k->dot_level[dots[i].type] = KTX_CPU_AVX512;
 	}
 }

@@ -77,6 +77,7 @@ init_once(void)
 	cpu_fill_avx2(&tables[KTX_CPU_AVX2]);
 	tables[KTX_CPU_AVX512] = tables[KTX_CPU_AVX2];
 	cpu_fill_avx512(&tables[KTX_CPU_AVX512]);
+	cpu_fill_avx512_iq(&tables[KTX_CPU_AVX512]);
 
 	max_level = detect_level();
 	cur_level = max_level;
@@ -229,22 +230,29 @@ ktx_cpu_matmul(uint32_t wtype, int64_t n, int64_t rows, const void *w, size_t w_
 	int64_t nblocks;
 	cpu_dot_fn dot;
 	cpu_dotn_fn dotn;
+	cpu_gemm_fn gemm;
 
 	if (ktx_cpu_act_row_bytes(wtype, n) == 0 || rows < 0 || nx < 0)
 		return -1;
 	dot = kernels()->dot[wtype];
 	dotn = nx > 1 ? kernels()->dotn[wtype] : NULL;
+	gemm = nx > CPU_DOTN_MAX ? kernels()->gemm[wtype] : NULL;
 	nblocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
 	if (nthreads <= 0)
 		nthreads = omp_default_threads();
 	/* Each (row, activation row) output is one dot computation by one
-	 * thread (dotn gives the bits dot would), so the result is the same
-	 * for any thread count. */
+	 * thread (dotn and gemm give the bits dot would), so the result is
+	 * the same for any thread count. */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) \
     if (rows * n * (nx < 4 ? 1 : nx / 4) >= PARALLEL_MIN)
 	for (int64_t b = 0; b < nblocks; b++) {
 		int64_t r1 = (b + 1) * ROW_BLOCK < rows ? (b + 1) * ROW_BLOCK : rows;
 
+		if (gemm != NULL) {
+			gemm(n, r1 - b * ROW_BLOCK, wp + (size_t)(b * ROW_BLOCK) * w_stride, w_stride,
+			    xp, x_stride, nx, y + b * ROW_BLOCK, y_stride);
+			continue;
+		}
 		for (int64_t r = b * ROW_BLOCK; r < r1; r++) {
 			const uint8_t *wr = wp + (size_t)r * w_stride;
 			int64_t t = 0;

@@ -18,11 +18,18 @@ typedef void (*cpu_quant_fn)(const float *x, void *dst, int64_t n);
 typedef void (*cpu_dotn_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx,
     float *out);
 
+/* Weight rows [0, rows) (w_stride bytes apart) times nx activation rows
+ * into y[t * y_stride + r], for many activation rows at once; each output
+ * must be bit-identical to dot(n, w + r * w_stride, x + t * x_stride). */
+typedef void (*cpu_gemm_fn)(int64_t n, int64_t rows, const void *w, size_t w_stride,
+    const void *x, size_t x_stride, int64_t nx, float *y, size_t y_stride);
+
 #define CPU_DOTN_MAX 4
 
 struct cpu_kernels {
 	cpu_dot_fn dot[KTX_TYPE_COUNT_];
 	cpu_dotn_fn dotn[KTX_TYPE_COUNT_];      /* NULL: dot per activation row */
+	cpu_gemm_fn gemm[KTX_TYPE_COUNT_];      /* NULL: dotn for any nx */
 	signed char dot_level[KTX_TYPE_COUNT_]; /* level that provides dot[t] */
 	cpu_quant_fn quant_q8_K;
 	cpu_quant_fn quant_q8_0;
@@ -32,5 +39,6 @@ struct cpu_kernels {
  * leaves the rest (inherited from the level below) alone. */
 void cpu_fill_avx2(struct cpu_kernels *k);
 void cpu_fill_avx512(struct cpu_kernels *k);
+void cpu_fill_avx512_iq(struct cpu_kernels *k);
 
 #endif

@@ -399,6 +399,149 @@ check_matmul(struct bufs *B)
 	    "dot bit for bit, with 1, 2 and 3 threads", ktx_cpu_level_name(ktx_cpu_level()));
 }
 
+/* The i-quants' batched kernels (added with kernels/cpu/avx512_iq.c): for
+ * every pair of weight and activation scale regimes and 2, 3, 8, 9 and 33
+ * activation rows (whole batches and remainders of the dotn and gemm
+ * kernels), each output of matmul equals the one-row dot bit for bit.
+ * IQ4_NL rows are 7 blocks long, so its kernels' odd last block is
+ * covered too. */
+static void
+check_matmul_iq(struct bufs *B)
+{
+	enum { rows = 7, maxnx = 33 };
+	static const uint32_t it[] = { KTX_TYPE_IQ1_S, KTX_TYPE_IQ1_M, KTX_TYPE_IQ2_XXS,
+		KTX_TYPE_IQ2_XS, KTX_TYPE_IQ3_XXS, KTX_TYPE_IQ4_XS, KTX_TYPE_IQ4_NL };
+	static const int nxs[] = { 2, 3, 8, 9, maxnx };
+	static float y[maxnx * rows];
+
+	for (size_t k = 0; k < sizeof(it) / sizeof(it[0]); k++) {
+		uint32_t t = it[k];
+		int dt = ktx_cpu_dot_type(t);
+		int64_t n = t == KTX_TYPE_IQ4_NL ? 7 * QK4_NL : 2 * QK_K;
+		size_t ws = (size_t)ktx_type_row_bytes(t, n), xs = ktx_cpu_act_row_bytes(t, n);
+		int bad = 0;
+
+		for (int rw = 0; rw < R_COUNT; rw++) {
+			for (int rx = 0; rx < R_COUNT; rx++) {
+				if (rw == R_HUGE && rx == R_HUGE)
+					continue;
+				for (size_t q = 0; q < sizeof(nxs) / sizeof(nxs[0]); q++) {
+					int nx = nxs[q];
+
+					random_row(t, B->w, n * rows, (enum regime)rw);
+					random_act(B->x, n * nx, (enum regime)rx, dt);
+					for (int i = 0; i < nx; i++)
+						ktx_cpu_quantize_row((uint32_t)dt, B->x + i * n,
+						    B->xq + (size_t)i * xs, n);
+					if (ktx_cpu_matmul(t, n, rows, B->w, ws, B->xq, xs, nx, y,
+					    (size_t)rows, 1) != 0)
+						bad++;
+					for (int i = 0; i < nx; i++) {
+						for (int r = 0; r < rows; r++) {
+							float d;
+
+							ktx_cpu_dot(t, n, B->w + (size_t)r * ws,
+							    B->xq + (size_t)i * xs, &d);
+							bad += memcmp(&d, &y[i * rows + r], sizeof(d)) != 0;
+						}
+					}
+				}
+			}
+		}
+		tap_ok(bad == 0, "%s: %s matmul (7 rows x 2, 3, 8, 9, 33 activation rows, every scale "
+		    "regime) equals the one-row dot bit for bit", ktx_cpu_level_name(ktx_cpu_level()),
+		    ktx_type_name(t));
+	}
+}
+
+/*
+ * The many-activation-row path (at AVX-512, the tiled gemm of the K-quants
+ * and Q8_0): for every weight/activation scale regime pair, row lengths of
+ * 1, 5 and 9 blocks of 256 (the gemm walks a row in chunks of 8) or 1, 5
+ * and 65 blocks of 32 (Q8_0 goes in pairs, 16 pairs a chunk), 37 rows
+ * (past a block of 16) and 5 to 41 activation rows (groups of 8, tiles of
+ * 32, and what is left of each), every output of matmul equals the one-row
+ * dot bit for bit, with 1 and 3 threads.
+ */
+static void
+check_matmul_many(void)
+{
+	enum { rows = 37, maxnx = 41, maxn = 9 * QK_K };
+	static const uint32_t mt[] = { KTX_TYPE_Q2_K, KTX_TYPE_Q3_K, KTX_TYPE_Q4_K, KTX_TYPE_Q5_K,
+		KTX_TYPE_Q6_K, KTX_TYPE_Q8_0 };
+	static const int64_t lens_k[] = { QK_K, 5 * QK_K, maxn };
+	static const int64_t lens_0[] = { QK8_0, 5 * QK8_0, 65 * QK8_0 };
+	static const int nxs[] = { 5, 8, 9, 16, 31, 41 };
+	size_t xs_max = ktx_cpu_act_row_bytes(KTX_TYPE_Q4_K, maxn);
+	/* Q8_0 has the most bytes per element of these */
+	uint8_t *w = malloc((size_t)ktx_type_row_bytes(KTX_TYPE_Q8_0, maxn) * rows);
+	uint8_t *xq = malloc(xs_max * maxnx);
+	float *x = malloc(sizeof(float) * maxn * maxnx);
+	float *y = malloc(sizeof(float) * rows * maxnx * 2);
+	int bad = 0, calls = 0;
+
+	if (w == NULL || xq == NULL || x == NULL || y == NULL) {
+		tap_ok(0, "allocate the many-row buffers");
+		goto out;
+	}
+	for (size_t k = 0; k < sizeof(mt) / sizeof(mt[0]); k++) {
+		uint32_t t = mt[k];
+		int dt = ktx_cpu_dot_type(t);
+
+		for (size_t li = 0; li < sizeof(lens_k) / sizeof(lens_k[0]); li++) {
+			int64_t n = dt == KTX_TYPE_Q8_K ? lens_k[li] : lens_0[li];
+			size_t ws = (size_t)ktx_type_row_bytes(t, n), xs = ktx_cpu_act_row_bytes(t, n);
+
+			for (int rw = 0; rw < R_COUNT; rw++) {
+				for (int rx = 0; rx < R_COUNT; rx++) {
+					/* one activation count per regime pair, all of them
+					 * at the first length */
+					int q0 = li == 0 ? 0 : (rw * R_COUNT + rx) % 6;
+					int q1 = li == 0 ? 6 : q0 + 1;
+
+					if (rw == R_HUGE && rx == R_HUGE)
+						continue;
+					for (int q = q0; q < q1; q++) {
+						int nx = nxs[q];
+
+						random_row(t, w, n * rows, (enum regime)rw);
+						random_act(x, n * nx, (enum regime)rx, dt);
+						for (int i = 0; i < nx; i++)
+							ktx_cpu_quantize_row((uint32_t)dt, x + i * n,
+							    xq + (size_t)i * xs, n);
+						for (int th = 0; th < 2; th++)
+							bad += ktx_cpu_matmul(t, n, rows, w, ws, xq, xs,
+							    nx, y + th * rows * maxnx, (size_t)rows,
+							    th ? 3 : 1) != 0;
+						for (int i = 0; i < nx; i++) {
+							for (int r = 0; r < rows; r++) {
+								float d;
+
+								ktx_cpu_dot(t, n, w + (size_t)r * ws,
+								    xq + (size_t)i * xs, &d);
+								bad += memcmp(&d, &y[i * rows + r],
+								    sizeof(d)) != 0;
+								bad += memcmp(&d,
+								    &y[rows * maxnx + i * rows + r],
+								    sizeof(d)) != 0;
+							}
+						}
+						calls++;
+					}
+				}
+			}
+		}
+	}
+	tap_ok(bad == 0 && calls > 0, "%s: K-quant and q8_0 matmul (37 rows x 5 to 41 "
+	    "activation rows, 3 row lengths, every scale regime, 1 and 3 threads) equals the "
+	    "one-row dot bit for bit", ktx_cpu_level_name(ktx_cpu_level()));
+out:
+	free(w);
+	free(xq);
+	free(x);
+	free(y);
+}
+
 /* Hand-packed blocks whose dot products are known exactly. */
 static void
 check_hand_packed(void)
@@ -473,6 +616,8 @@ main(void)
 			check_type(types[i], &B);
 		check_quantizers(&B);
 		check_matmul(&B);
+		check_matmul_iq(&B);
+		check_matmul_many();
 		check_hand_packed();
 	}
 	tap_ok(ktx_cpu_dot_type(KTX_TYPE_Q4_1) == -1 && ktx_cpu_act_row_bytes(KTX_TYPE_Q4_K, 100) == 0,
