@@ -26,7 +26,7 @@
 /* Room in a frame for everything but the prompt (op, ids, options). */
 #define CONFIG_FRAME_SLACK 4096
 
-enum key_kind { K_STRING, K_OPT_STRING, K_MODE, K_INT, K_U32, K_SIZE, K_LEVEL, K_ACT };
+enum key_kind { K_STRING, K_OPT_STRING, K_MODE, K_INT, K_U32, K_SIZE, K_LEVEL, K_ACT, K_CACHE };
 
 struct key {
 	const char *name;
@@ -46,6 +46,7 @@ static const struct key keys[] = {
 	{"database", K_STRING, OFF(database), 0, 0},
 	{"threads", K_INT, OFF(threads), 0, 4096},
 	{"act_residual", K_ACT, OFF(act_residual), 0, 0},
+	{"cache_type", K_CACHE, OFF(cache_type), 0, 0},
 	{"experts", K_U32, OFF(experts), 0, 256},
 	{"context", K_U32, OFF(context), 0, 1u << 20},
 	{"vram_headroom", K_SIZE, OFF(vram_headroom), 0, UINT64_C(1) << 50},
@@ -80,6 +81,7 @@ config_init(struct ktxd_config *c, struct ktx_err *err)
 	c->vram_headroom = 512u << 20;
 	c->log_level = LOG_LEVEL_INFO;
 	c->act_residual = KTX_ACT_DEFAULT;
+	c->cache_type = KTX_CACHE_F32;
 	return 0;
 }
 
@@ -179,6 +181,15 @@ config_set(struct ktxd_config *c, const char *where, const char *key, const char
 			return ktx_err_set(err, KTX_EINVAL, "%s: key '%s': '%s' is not all, none or "
 			    "a list of attn, dense, routed, output", where, key, value);
 		return 0;
+	case K_CACHE: {
+		enum ktx_cache_type t;
+
+		if (ktx_cache_type_parse(value, &t) != 0)
+			return ktx_err_set(err, KTX_EINVAL, "%s: key '%s': '%s' is not f32, f16 or "
+			    "bf16", where, key, value);
+		c->cache_type = (int)t;
+		return 0;
+	}
 	case K_MODE:
 		errno = 0;
 		v = value[0] >= '0' && value[0] <= '7' ? strtoull(value, &end, 8) : 0;

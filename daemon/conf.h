@@ -31,6 +31,7 @@ struct ktxd_config {
 	unsigned socket_mode;      /* permissions of a socket ktxd binds itself */
 	int threads;               /* compute threads, 0: all CPUs */
 	unsigned act_residual;     /* KTX_ACT_* classes with residual activation rows */
+	int cache_type;            /* a KTX_CACHE_*: the latent cache's elements */
 	uint32_t experts;          /* routed experts per token, 0: the model's */
 	uint32_t context;          /* context length per session, 0: engine default */
 	uint64_t vram_headroom;    /* bytes of VRAM left free */

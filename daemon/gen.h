@@ -22,6 +22,7 @@ struct gen_params {
 	const char *model;
 	int threads;
 	unsigned act_residual;     /* KTX_ACT_* classes with residual rows */
+	int cache_type;            /* a KTX_CACHE_* */
 	uint32_t experts;
 	uint32_t context;
 	void (*progress)(void *ctx, double fraction, const char *what);

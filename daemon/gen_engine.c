@@ -112,6 +112,7 @@ gen_load(const struct gen_params *p, struct gen **out, struct ktx_err *err)
 	mp.path = p->model;
 	mp.n_threads = p->threads;
 	mp.act_residual = p->act_residual;
+	mp.cache_type = (enum ktx_cache_type)p->cache_type;
 	mp.n_expert_used = p->experts;
 	mp.n_ctx = p->context;
 	mp.progress = p->progress;

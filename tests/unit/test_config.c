@@ -127,6 +127,17 @@ main(void)
 	tap_ok(c.act_residual == KTX_ACT_DEFAULT, "act_residual defaults to the engine's");
 	config_free(&c);
 
+	rc = load("cache_type = bf16\n", &c, &err);
+	tap_ok(rc == 0 && c.cache_type == KTX_CACHE_BF16, "cache_type bf16");
+	config_free(&c);
+	config_init(&c, &err);
+	tap_ok(c.cache_type == KTX_CACHE_F32, "cache_type defaults to f32");
+	config_free(&c);
+	rc = load("cache_type = fp8\n", &c, &err);
+	tap_ok(rc != 0 && strstr(err.msg, "cache_type") && strstr(err.msg, "fp8"),
+	    "an unknown cache type: %s", err.msg);
+	config_free(&c);
+
 	rc = load("act_residual = attn,experts\n", &c, &err);
 	tap_ok(rc != 0 && strstr(err.msg, "act_residual") && strstr(err.msg, "attn,experts"),
 	    "an unknown class: %s", err.msg);
