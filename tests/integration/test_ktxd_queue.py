@@ -78,7 +78,9 @@ try:
     waiting = sorted((j for j in jobs_of(admin, 1000) if j["state"] == "queued"),
                      key=lambda j: j["job"])
     answers = [admin.request({"op": "cancel", "job": j["job"]})[-1] for j in waiting]
-    t.ok(len(waiting) > 30 and all(a.get("ev") == "ok" for a in answers[1:]),
+    # How many still wait depends on the machine's speed (jobs finish while
+    # the 50 are submitted); ten are enough to show cancelling them.
+    t.ok(len(waiting) >= 10 and all(a.get("ev") == "ok" for a in answers[1:]),
          "the %d waiting jobs are canceled" % len(waiting), answers[:3])
     t.ok(wait_idle(admin), "and the queue drains")
     states = [j["state"] for j in jobs_of(admin, 1000)]
