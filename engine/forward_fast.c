@@ -111,8 +111,8 @@ fwd_act_make(struct fwd_act *a, const struct ktx_wt *w, const float *x, size_t x
 #pragma omp parallel for schedule(static) reduction(| : bad) \
     if ((double)n * (double)ne >= ACT_PARALLEL_MIN)
 	for (t = 0; t < (int64_t)n; t++)
-		bad |= convert_row(dt, a->nsub, x + (size_t)t * xs, a->owned + (size_t)t * a->nsub * rb,
-		    rb, ne);
+		bad |= convert_row(dt, a->nsub, x + (size_t)t * xs,
+		    a->owned + (size_t)t * a->nsub * rb, rb, ne);
 	if (bad) {
 		fwd_act_free(a);
 		return ktx_err_set(err, KTX_EINVAL, "cannot convert activation rows of %lld "

@@ -307,18 +307,19 @@ moe(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const float 
 {
 	const struct ktx_hparams *hp = &m->hp;
 	size_t e = hp->n_embd, ne = hp->n_expert, nu = m->n_expert_used, nff = hp->n_ff_exp;
-	uint32_t *sel = malloc(n * nu * sizeof(uint32_t)), *cnt = calloc(ne, sizeof(uint32_t));
-	uint32_t *tok = malloc(n * nu * sizeof(uint32_t));
+	uint32_t *sel = malloc(n * nu * sizeof(uint32_t)), *tok = malloc(n * nu * sizeof(uint32_t));
+	uint32_t *start = calloc(ne + 1, sizeof(uint32_t));
 	float *wts = malloc(n * nu * sizeof(float)), *wsel = malloc(n * nu * sizeof(float));
 	double *acc = calloc(n * e, sizeof(double));
 	struct ffn_job *jobs = calloc(ne + 1, sizeof(*jobs));
 	struct ffn_batch b = { m, jobs, 0, 0, err };
 	struct fwd_act ha;
 	size_t rb, i, njobs_routed;
+	bool up_fits;
 	int rc;
 
 	ha.owned = NULL;
-	if (!sel || !cnt || !tok || !wts || !wsel || !acc || !jobs) {
+	if (!sel || !start || !tok || !wts || !wsel || !acc || !jobs) {
 		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for the experts of %zu tokens", n);
 		goto out;
 	}
@@ -328,30 +329,37 @@ moe(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const float 
 	if ((rc = fwd_act_make(&ha, &L->gate_exps, h, e, n, (int64_t)e, err)) != 0)
 		goto out;
 	rb = ha.row_bytes * (size_t)ha.nsub;
-	/* Tokens grouped by expert, in expert id order (a counting sort):
-	 * expert x's tokens and weights at tok/wsel [base[x], base[x] + cnt[x]). */
+	up_fits = fwd_act_fits(&ha, &L->up_exps);
+	/* Tokens grouped by expert, in expert id order and token order within
+	 * (a counting sort): expert x's tokens and weights are at tok/wsel
+	 * [start[x], start[x + 1]). */
 	for (i = 0; i < n * nu; i++)
-		cnt[sel[i]]++;
-	for (uint32_t x = 0, base = 0; x < ne; x++) {
-		uint32_t c = cnt[x];
+		start[sel[i] + 1]++;
+	for (i = 0; i < ne; i++)
+		start[i + 1] += start[i];
+	for (i = 0; i < n * nu; i++) {
+		uint32_t k = start[sel[i]]++;
+
+		tok[k] = (uint32_t)(i / nu);
+		wsel[k] = wts[i];
+	}
+	/* The fill moved each start to the next expert's: shift them back. */
+	memmove(start + 1, start, ne * sizeof(uint32_t));
+	start[0] = 0;
+	for (uint32_t x = 0; x < ne; x++) {
+		uint32_t base = start[x], c = start[x + 1] - base;
 		struct fwd_act xa = ha;
 		float *xf = NULL;
 
 		if (c == 0)
 			continue;
-		for (size_t t = 0, k = base; t < n; t++)
-			for (size_t s = 0; s < nu; s++)
-				if (sel[t * nu + s] == x) {
-					tok[k] = (uint32_t)t;
-					wsel[k++] = wts[t * nu + s];
-				}
 		/* The chosen tokens' converted rows (and float rows for an up
 		 * matrix of another dot type). */
 		xa.n = c;
 		xa.owned = malloc(c * rb + 1);
-		if (!fwd_act_fits(&ha, &L->up_exps))
+		if (!up_fits)
 			xf = malloc(c * e * sizeof(float));
-		if (xa.owned == NULL || (!fwd_act_fits(&ha, &L->up_exps) && xf == NULL)) {
+		if (xa.owned == NULL || (!up_fits && xf == NULL)) {
 			free(xa.owned);
 			free(xf);
 			rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for expert %u", x);
@@ -370,8 +378,6 @@ moe(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const float 
 		fwd_act_free(&xa);
 		if (rc != 0)
 			goto out;
-		cnt[x] = base; /* from here on: where expert x's tokens start */
-		base += c;
 	}
 	njobs_routed = b.njobs;
 	/* The shared experts run alongside the routed ones. */
@@ -382,10 +388,10 @@ moe(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const float 
 		goto out;
 	for (size_t j = 0; j < njobs_routed; j++) {
 		const struct ffn_job *jb = &jobs[j];
-		uint32_t start = cnt[jb->i2];
+		uint32_t base = start[jb->i2];
 
 		for (size_t c = 0; c < jb->xa.n; c++)
-			ktx_ref_axpy(acc + (size_t)tok[start + c] * e, wsel[start + c],
+			ktx_ref_axpy(acc + (size_t)tok[base + c] * e, wsel[base + c],
 			    jb->y + c * e, e);
 	}
 	if (hp->n_expert_shared > 0) {
@@ -403,7 +409,7 @@ out:
 		job_free(&jobs[j]);
 	free(jobs);
 	free(sel);
-	free(cnt);
+	free(start);
 	free(tok);
 	free(wts);
 	free(wsel);
