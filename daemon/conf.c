@@ -26,7 +26,8 @@
 /* Room in a frame for everything but the prompt (op, ids, options). */
 #define CONFIG_FRAME_SLACK 4096
 
-enum key_kind { K_STRING, K_OPT_STRING, K_MODE, K_INT, K_U32, K_SIZE, K_LEVEL, K_ACT, K_CACHE };
+enum key_kind { K_STRING, K_OPT_STRING, K_MODE, K_INT, K_U32, K_SIZE, K_LEVEL, K_ACT, K_CACHE,
+	K_LOAD };
 
 struct key {
 	const char *name;
@@ -47,6 +48,7 @@ static const struct key keys[] = {
 	{"threads", K_INT, OFF(threads), 0, 4096},
 	{"act_residual", K_ACT, OFF(act_residual), 0, 0},
 	{"cache_type", K_CACHE, OFF(cache_type), 0, 0},
+	{"load", K_LOAD, OFF(load), 0, 0},
 	{"experts", K_U32, OFF(experts), 0, 256},
 	{"context", K_U32, OFF(context), 0, 1u << 20},
 	{"vram_headroom", K_SIZE, OFF(vram_headroom), 0, UINT64_C(1) << 50},
@@ -82,6 +84,7 @@ config_init(struct ktxd_config *c, struct ktx_err *err)
 	c->log_level = LOG_LEVEL_INFO;
 	c->act_residual = KTX_ACT_DEFAULT;
 	c->cache_type = KTX_CACHE_F32;
+	c->load = KTX_LOAD_AUTO;
 	return 0;
 }
 
@@ -188,6 +191,15 @@ config_set(struct ktxd_config *c, const char *where, const char *key, const char
 			return ktx_err_set(err, KTX_EINVAL, "%s: key '%s': '%s' is not f32, f16 or "
 			    "bf16", where, key, value);
 		c->cache_type = (int)t;
+		return 0;
+	}
+	case K_LOAD: {
+		enum ktx_load l;
+
+		if (ktx_load_parse(value, &l) != 0)
+			return ktx_err_set(err, KTX_EINVAL, "%s: key '%s': '%s' is not auto, read or "
+			    "mmap", where, key, value);
+		c->load = (int)l;
 		return 0;
 	}
 	case K_MODE:

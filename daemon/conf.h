@@ -32,6 +32,7 @@ struct ktxd_config {
 	int threads;               /* compute threads, 0: all CPUs */
 	unsigned act_residual;     /* KTX_ACT_* classes with residual activation rows */
 	int cache_type;            /* a KTX_CACHE_*: the latent cache's elements */
+	int load;                  /* a KTX_LOAD_*: how the weights reach memory */
 	uint32_t experts;          /* routed experts per token, 0: the model's */
 	uint32_t context;          /* context length per session, 0: engine default */
 	uint64_t vram_headroom;    /* bytes of VRAM left free */

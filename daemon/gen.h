@@ -23,6 +23,7 @@ struct gen_params {
 	int threads;
 	unsigned act_residual;     /* KTX_ACT_* classes with residual rows */
 	int cache_type;            /* a KTX_CACHE_* */
+	int load;                  /* a KTX_LOAD_* */
 	uint32_t experts;
 	uint32_t context;
 	void (*progress)(void *ctx, double fraction, const char *what);
@@ -33,6 +34,7 @@ struct gen_info {
 	char name[128];
 	uint32_t n_ctx;
 	uint64_t bytes_ram, bytes_vram;
+	bool mapped;               /* the weights are a mapping of the file */
 };
 
 /* One turn of the conversation a job answers. */

@@ -113,6 +113,7 @@ gen_load(const struct gen_params *p, struct gen **out, struct ktx_err *err)
 	mp.n_threads = p->threads;
 	mp.act_residual = p->act_residual;
 	mp.cache_type = (enum ktx_cache_type)p->cache_type;
+	mp.load = (enum ktx_load)p->load;
 	mp.n_expert_used = p->experts;
 	mp.n_ctx = p->context;
 	mp.progress = p->progress;
@@ -154,6 +155,7 @@ gen_get_info(const struct gen *g, struct gen_info *info)
 	info->n_ctx = g->info.n_ctx;
 	info->bytes_ram = g->info.bytes_ram;
 	info->bytes_vram = g->info.bytes_vram;
+	info->mapped = g->info.load == KTX_LOAD_MMAP;
 }
 
 void

@@ -581,8 +581,9 @@ jobs_on_events(uv_async_t *async)
 			srv->info = ev->info;
 			if (srv->state == SRV_LOADING)
 				srv->state = SRV_READY;
-			log_info("model %s loaded: context %u, %.1f GiB RAM, %.1f GiB VRAM",
+			log_info("model %s loaded: context %u, %.1f GiB RAM (%s), %.1f GiB VRAM",
 			    ev->info.name, ev->info.n_ctx, ev->info.bytes_ram / 1073741824.0,
+			    ev->info.mapped ? "mapped" : "read into memory",
 			    ev->info.bytes_vram / 1073741824.0);
 			server_notify_status(srv);
 			jobs_dispatch(srv);

@@ -279,6 +279,7 @@ server_start(struct server *srv, uv_loop_t *loop, struct ktxd_config *cfg,
 	gp.threads = cfg->threads;
 	gp.act_residual = cfg->act_residual;
 	gp.cache_type = cfg->cache_type;
+	gp.load = cfg->load;
 	gp.experts = cfg->experts;
 	gp.context = cfg->context;
 	if ((rc = worker_new(&gp, &srv->wake, &srv->worker, err)) != 0)

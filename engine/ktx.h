@@ -66,8 +66,22 @@ enum ktx_cache_type {
 	KTX_CACHE_BF16 = 2,    /* bfloat16: half the memory, 3 bits less than F16 */
 };
 
+/*
+ * How the weights reach memory. Read whole into anonymous memory with huge
+ * pages, the kernels stream them at up to twice the speed of a mapping of
+ * the file (4 KiB pages: a TLB miss and a prefetcher restart every page);
+ * a mapping loads at once, shares the page cache and works for files
+ * larger than the memory.
+ */
+enum ktx_load {
+	KTX_LOAD_AUTO = 0,     /* read when the file fits in 3/4 of the available memory */
+	KTX_LOAD_READ = 1,     /* read into memory */
+	KTX_LOAD_MMAP = 2,     /* map the file */
+};
+
 struct ktx_model_params {
 	const char *path;          /* GGUF file */
+	enum ktx_load load;        /* how the weights reach memory (default auto) */
 	int n_threads;             /* 0: all online CPUs */
 	uint32_t n_expert_used;    /* 0: the model's own */
 	uint32_t n_ctx;            /* 0: the model's context length, capped at 4096 */
@@ -86,6 +100,7 @@ struct ktx_model_info {
 	uint32_t n_expert, n_expert_used, n_expert_shared, n_dense_lead;
 	uint64_t n_params;
 	uint64_t bytes_ram, bytes_vram;
+	enum ktx_load load;        /* what auto chose: KTX_LOAD_READ or KTX_LOAD_MMAP */
 	int32_t token_bos, token_eos;
 };
 
@@ -96,6 +111,10 @@ int ktx_act_residual_parse(const char *s, unsigned *classes);
 /* The cache type "f32", "f16" or "bf16" names; -1 (t untouched) for
  * anything else. */
 int ktx_cache_type_parse(const char *s, enum ktx_cache_type *t);
+/* The load mode "auto", "read" or "mmap" names; -1 (l untouched) for
+ * anything else. ktx_load_name is the inverse ("?" for no mode). */
+int ktx_load_parse(const char *s, enum ktx_load *l);
+const char *ktx_load_name(enum ktx_load l);
 int ktx_model_load(const struct ktx_model_params *p, struct ktx_model **out, struct ktx_err *err);
 void ktx_model_free(struct ktx_model *m);
 void ktx_model_get_info(const struct ktx_model *m, struct ktx_model_info *info);

@@ -722,8 +722,8 @@ ktx_model_load(const struct ktx_model_params *p, struct ktx_model **out, struct 
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return ktx_err_set(err, KTX_ENOMEM, "out of memory");
-	progress(p, 0.0, "opening");
-	if ((rc = gguf_open(p->path, &m->gguf, err)) != 0)
+	progress(p, 0.0, "loading the weights");
+	if ((rc = ktx_model_file_open(p->path, p->load, &m->gguf, &m->load, err)) != 0)
 		goto fail;
 	progress(p, 0.2, "binding tensors");
 	if ((rc = ktx_model_bind(m, m->gguf, err)) != 0 || (rc = apply_params(m, p, err)) != 0 ||
@@ -780,6 +780,7 @@ ktx_model_get_info(const struct ktx_model *m, struct ktx_model_info *info)
 	info->n_dense_lead = hp->n_dense_lead;
 	info->n_params = m->n_params;
 	info->bytes_ram = m->n_bytes;
+	info->load = m->load;
 	info->bytes_vram = 0;
 	info->token_bos = m->tok ? ktx_token_bos(m->tok) : -1;
 	info->token_eos = m->tok ? ktx_token_eos(m->tok) : -1;

@@ -84,6 +84,7 @@ struct ktx_layer {
 
 struct ktx_model {
 	struct gguf_file *gguf;
+	enum ktx_load load;          /* KTX_LOAD_READ or KTX_LOAD_MMAP */
 	struct ktx_tokenizer *tok;
 	struct ktx_hparams hp;
 	struct ktx_layer *layers;     /* [hp.n_layer] */
@@ -119,6 +120,10 @@ struct ktx_session {
 
 /* Binds hyper-parameters and tensors of an opened deepseek2 file. */
 int ktx_model_bind(struct ktx_model *m, struct gguf_file *f, struct ktx_err *err);
+/* Opens path the way want says (KTX_LOAD_AUTO: model_load.c's choice);
+ * *used is the mode taken, KTX_LOAD_READ or KTX_LOAD_MMAP. */
+int ktx_model_file_open(const char *path, enum ktx_load want, struct gguf_file **out,
+    enum ktx_load *used, struct ktx_err *err);
 
 /* Floats per position per layer in the cache: kv_lora + rope. */
 static inline size_t

@@ -2,7 +2,7 @@
 # sampling, their reference ops, and ktx-run's generation modes' tests.
 # Included by the top-level Makefile.am.
 libktxengine_a_SOURCES += \
-	engine/model.c engine/model.h engine/params.c \
+	engine/model.c engine/model.h engine/model_load.c engine/params.c \
 	engine/forward.c engine/forward_attn.c engine/forward_moe.c \
 	engine/attn_flash.c engine/attn_flash.h \
 	engine/forward_matmul.c \
@@ -19,5 +19,6 @@ tests_unit_test_sampler_LDADD = $(ENGINE_LIBS)
 tests_unit_test_session_LDADD = $(ENGINE_LIBS)
 tests_unit_test_model_LDADD = $(ENGINE_LIBS)
 
-TESTS += tests/oracle/test_forward.py tests/oracle/test_cache_type.py
-EXTRA_DIST += tests/oracle/test_forward.py tests/oracle/test_cache_type.py
+TESTS += tests/oracle/test_forward.py tests/oracle/test_cache_type.py tests/oracle/test_load.py
+EXTRA_DIST += tests/oracle/test_forward.py tests/oracle/test_cache_type.py \
+	tests/oracle/test_load.py

@@ -56,3 +56,31 @@ ktx_cache_type_parse(const char *s, enum ktx_cache_type *t)
 		return -1;
 	return 0;
 }
+
+int
+ktx_load_parse(const char *s, enum ktx_load *l)
+{
+	if (strcmp(s, "auto") == 0)
+		*l = KTX_LOAD_AUTO;
+	else if (strcmp(s, "read") == 0)
+		*l = KTX_LOAD_READ;
+	else if (strcmp(s, "mmap") == 0)
+		*l = KTX_LOAD_MMAP;
+	else
+		return -1;
+	return 0;
+}
+
+const char *
+ktx_load_name(enum ktx_load l)
+{
+	switch (l) {
+	case KTX_LOAD_AUTO:
+		return "auto";
+	case KTX_LOAD_READ:
+		return "read";
+	case KTX_LOAD_MMAP:
+		return "mmap";
+	}
+	return "?";
+}

@@ -61,6 +61,9 @@ static const char usage_text[] =
     "      --attn PATH        attention path: absorbed (default) or naive\n"
     "      --cache-type T     latent KV cache elements on the fast path: f32\n"
     "                         (default), f16 or bf16\n"
+    "      --load MODE        how the weights reach memory: auto (default: read\n"
+    "                         when the file fits in 3/4 of the available memory),\n"
+    "                         read (into memory, huge pages) or mmap (the file)\n"
     "      --act-residual SET fast path: matmuls whose 8-bit activations get a\n"
     "                         residual row (about 16 bits, twice the dot work):\n"
     "                         all, none, or a list of attn,dense,routed,output\n"
@@ -77,7 +80,7 @@ enum {
 	OPT_GREEDY, OPT_CHAT, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT,
 	OPT_SEED, OPT_PERPLEXITY, OPT_ATTN, OPT_EXPERTS, OPT_CTX, OPT_KL, OPT_KL_BASE,
 	OPT_KL_REF, OPT_BENCH, OPT_PROMPT_TOKENS, OPT_GEN_TOKENS, OPT_SESSIONS, OPT_PATH,
-	OPT_ACT_RESIDUAL, OPT_CACHE_TYPE,
+	OPT_ACT_RESIDUAL, OPT_CACHE_TYPE, OPT_LOAD,
 };
 
 static const struct option long_options[] = {
@@ -115,6 +118,7 @@ static const struct option long_options[] = {
 	{"path", required_argument, NULL, OPT_PATH},
 	{"act-residual", required_argument, NULL, OPT_ACT_RESIDUAL},
 	{"cache-type", required_argument, NULL, OPT_CACHE_TYPE},
+	{"load", required_argument, NULL, OPT_LOAD},
 	{NULL, 0, NULL, 0},
 };
 
@@ -169,7 +173,7 @@ main(int argc, char **argv)
 	struct run_opts o = {
 		.n_predict = 128, .temp = 0.6f, .top_p = 0.95f, .min_p = 0.0f,
 		.repeat_penalty = 1.0f, .greedy = -1, .prompt_tokens = 512, .gen_tokens = 16,
-		.sessions = 1, .act_residual = -1, .cache_type = -1,
+		.sessions = 1, .act_residual = -1, .cache_type = -1, .load = -1,
 	};
 	int info = 0, c;
 	long long v;
@@ -300,6 +304,14 @@ main(int argc, char **argv)
 				return usage_error("bad --cache-type '%s' (want f32, f16 or bf16)",
 				    optarg);
 			o.cache_type = (int)ct;
+			break;
+		}
+		case OPT_LOAD: {
+			enum ktx_load l;
+
+			if (ktx_load_parse(optarg, &l) != 0)
+				return usage_error("bad --load '%s' (want auto, read or mmap)", optarg);
+			o.load = (int)l;
 			break;
 		}
 		default:

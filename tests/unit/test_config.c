@@ -138,6 +138,20 @@ main(void)
 	    "an unknown cache type: %s", err.msg);
 	config_free(&c);
 
+	rc = load("load = mmap\n", &c, &err);
+	tap_ok(rc == 0 && c.load == KTX_LOAD_MMAP, "load mmap");
+	config_free(&c);
+	rc = load("load = read\n", &c, &err);
+	tap_ok(rc == 0 && c.load == KTX_LOAD_READ, "load read");
+	config_free(&c);
+	config_init(&c, &err);
+	tap_ok(c.load == KTX_LOAD_AUTO, "load defaults to auto");
+	config_free(&c);
+	rc = load("load = ram\n", &c, &err);
+	tap_ok(rc != 0 && strstr(err.msg, "load") && strstr(err.msg, "'ram'"),
+	    "an unknown load mode: %s", err.msg);
+	config_free(&c);
+
 	rc = load("act_residual = attn,experts\n", &c, &err);
 	tap_ok(rc != 0 && strstr(err.msg, "act_residual") && strstr(err.msg, "attn,experts"),
 	    "an unknown class: %s", err.msg);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine/gguf.h"
+#include "engine/gguf_int.h"
 #include "tests/tap.h"
 
 static char dir[] = "/tmp/ktx-test-gguf-XXXXXX";
@@ -251,23 +252,61 @@ test_truncation(void)
 	free(img);
 }
 
-/* gguf_open's own refusals: a missing path, a directory, a short file. */
+typedef int (*open_fn)(const char *path, struct gguf_file **out, struct ktx_err *err);
+
+/* The openers' own refusals: a missing path, a directory, a short file. */
 static void
-test_open_errors(void)
+test_open_errors(open_fn opener, const char *name)
 {
 	struct gguf_file *f;
 	struct ktx_err err;
 	FILE *fp;
 
-	tap_is_int(gguf_open(path_in_dir("absent.gguf"), &f, &err), KTX_EIO, "a missing file");
-	tap_ok(strstr(err.msg, "absent.gguf") != NULL, "the message names the path");
-	tap_is_int(gguf_open(dir, &f, &err), KTX_EIO, "a directory");
+	tap_ok(opener(path_in_dir("absent.gguf"), &f, &err) == KTX_EIO, "%s: a missing file", name);
+	tap_ok(strstr(err.msg, "absent.gguf") != NULL, "%s: the message names the path", name);
+	tap_ok(opener(dir, &f, &err) == KTX_EIO, "%s: a directory", name);
 	fp = fopen(path_in_dir("short.gguf"), "wb");
 	fputs("GGUF\3\0\0\0", fp);
 	fclose(fp);
-	tap_is_int(gguf_open(path_in_dir("short.gguf"), &f, &err), KTX_EFORMAT, "an 8-byte file");
-	tap_ok(strstr(err.msg, "too short") != NULL, "the message says it is too short");
+	tap_ok(opener(path_in_dir("short.gguf"), &f, &err) == KTX_EFORMAT, "%s: an 8-byte file",
+	    name);
+	tap_ok(strstr(err.msg, "too short") != NULL, "%s: the message says it is too short", name);
+	fp = fopen(path_in_dir("short.gguf"), "wb");
+	fputs("GGUX\3\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", fp);
+	fclose(fp);
+	tap_ok(opener(path_in_dir("short.gguf"), &f, &err) == KTX_EFORMAT, "%s: a bad magic", name);
 	unlink(path_in_dir("short.gguf"));
+}
+
+/* gguf_load reads what gguf_open maps: the same keys, tensors and bytes. */
+static void
+test_load_matches_open(void)
+{
+	struct gguf_file *a, *b;
+	struct ktx_err err;
+	int same = 1;
+
+	if (gguf_open(path_in_dir("rt.gguf"), &a, &err) != 0 ||
+	    gguf_load(path_in_dir("rt.gguf"), &b, &err) != 0) {
+		tap_ok(0, "open and load rt.gguf: %s", err.msg);
+		return;
+	}
+	tap_ok(gguf_image(a) != gguf_image(b), "load has its own copy");
+	tap_is_int(gguf_file_size(b), gguf_file_size(a), "load: the whole file");
+	tap_ok(memcmp(gguf_image(a), gguf_image(b), gguf_file_size(a)) == 0,
+	    "load: the same bytes as the mapping");
+	tap_is_int(gguf_kv_count(b), gguf_kv_count(a), "load: the same keys");
+	tap_is_int(gguf_tensor_count(b), gguf_tensor_count(a), "load: the same tensors");
+	for (int64_t i = 0; i < gguf_tensor_count(a); i++) {
+		const struct gguf_tensor *ta = gguf_tensor_at(a, i), *tb = gguf_tensor_at(b, i);
+
+		same &= strcmp(ta->name, tb->name) == 0 && ta->nbytes == tb->nbytes &&
+		    (const uint8_t *)tb->data - (const uint8_t *)gguf_image(b) ==
+		    (const uint8_t *)ta->data - (const uint8_t *)gguf_image(a);
+	}
+	tap_ok(same, "load: each tensor at the same offset");
+	gguf_close(a);
+	gguf_close(b);
 }
 
 /* Copies the tokenizer keys of an oracle vocabulary into a new file. */
@@ -340,7 +379,9 @@ main(void)
 	test_round_trip();
 	test_writer_refusals();
 	test_truncation();
-	test_open_errors();
+	test_open_errors(gguf_open, "open");
+	test_open_errors(gguf_load, "load");
+	test_load_matches_open();
 	test_copy_vocab();
 	unlink(path_in_dir("rt.gguf"));
 	unlink(path_in_dir("vocab.gguf"));
