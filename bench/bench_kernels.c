@@ -19,10 +19,16 @@
  *
  * Not a test: it prints a table and asserts nothing.
  *
+ * With --nsub K the nx columns go through ktx_cpu_matmul_sum instead, the
+ * nx activation rows as nx / K inputs of K sub-rows each (K = 2: the fast
+ * path's residual rows), so that its chunked sums can be timed against
+ * plain ktx_cpu_matmul over the same activation rows.
+ *
  * Each figure is measured --repeat times, the three in turn, and printed as
  * median [min-max].
  *
- * usage: bench_kernels [--mb MIB] [--seconds S] [--repeat N] [--nx N,N...] [TYPE...]
+ * usage: bench_kernels [--mb MIB] [--seconds S] [--repeat N] [--nx N,N...] [--nsub K]
+ *     [TYPE...]
  */
 #include <math.h>
 #include <stdint.h>
@@ -42,7 +48,7 @@
 
 #define ROWS 2048
 #define COLS 7168
-#define MAX_NX 256 /* most activation rows of an nx column */
+#define MAX_NX 1024 /* most activation rows of an nx column */
 #define MAX_NXS 6  /* most nx columns */
 #define MAX_REPEAT 15
 
@@ -166,36 +172,42 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* "median [min-max]" of v[0..n-1] (sorted in place) into buf. */
+/* "median [min-max]" of v[0..n-1] (sorted in place) into buf; with four
+ * decimals below 1 (many activation rows at once read few GB/s). */
 static const char *
 spread(double *v, int n, char *buf)
 {
+	double med;
+
 	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	snprintf(buf, 32, "%5.2f [%5.2f-%5.2f]", n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2,
-	    v[0], v[n - 1]);
+	med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	snprintf(buf, 32, med < 1 ? "%6.4f [%6.4f-%6.4f]" : "%5.2f [%5.2f-%5.2f]", med, v[0],
+	    v[n - 1]);
 	return buf;
 }
 
 /* Times ktx_cpu_matmul over the whole set with nt threads and nx
- * activation rows (xs bytes apart): GB/s of weights by the wall clock;
+ * activation rows (xs bytes apart), or ktx_cpu_matmul_sum of nx / nsub
+ * inputs when nsub > 1: GB/s of weights by the wall clock;
  * *cpu_gbs (if not NULL) by this thread's CPU time, which for nt = 1 is the
  * kernel's speed whenever it has a core, however busy the machine is. */
 static double
 time_set(uint32_t t, uint8_t *set, size_t mbytes, int nmat, const void *xq, size_t xs, int nx,
-    float *y, int nt, double seconds, double *cpu_gbs)
+    int nsub, float *y, int nt, double seconds, double *cpu_gbs)
 {
 	size_t rb = (size_t)ktx_type_row_bytes(t, COLS);
 	double t0, c0, dt;
 	long passes = 0;
 
 	for (int m = 0; m < nmat; m++) /* warm-up pass */
-		ktx_cpu_matmul(t, COLS, ROWS, set + (size_t)m * mbytes, rb, xq, xs, nx, y, ROWS, nt);
+		ktx_cpu_matmul_sum(t, COLS, ROWS, set + (size_t)m * mbytes, rb, xq, xs, nx / nsub,
+		    nsub, y, ROWS, nt);
 	t0 = now();
 	c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
 	do {
 		for (int m = 0; m < nmat; m++)
-			ktx_cpu_matmul(t, COLS, ROWS, set + (size_t)m * mbytes, rb, xq, xs, nx, y,
-			    ROWS, nt);
+			ktx_cpu_matmul_sum(t, COLS, ROWS, set + (size_t)m * mbytes, rb, xq, xs,
+			    nx / nsub, nsub, y, ROWS, nt);
 		passes++;
 		dt = now() - t0;
 	} while (dt < seconds);
@@ -209,7 +221,7 @@ int
 main(int argc, char **argv)
 {
 	double mib = 256, seconds = 0.5;
-	int repeat = 3, nxs[MAX_NXS] = { 1, 2, 16, 128 }, nnx = 4;
+	int repeat = 3, nxs[MAX_NXS] = { 1, 2, 16, 128 }, nnx = 4, nsub = 1;
 	char cell[3 + MAX_NXS][32];
 	const char *only[32];
 	int nonly = 0;
@@ -237,9 +249,11 @@ main(int argc, char **argv)
 			}
 			if (nnx > MAX_NXS || *p != '\0')
 				nnx = 0;
-		} else if (argv[i][0] == '-' || nonly == 32) {
+		} else if (strcmp(argv[i], "--nsub") == 0 && i + 1 < argc)
+			nsub = atoi(argv[++i]);
+		else if (argv[i][0] == '-' || nonly == 32) {
 			fprintf(stderr, "usage: bench_kernels [--mb MIB] [--seconds S] [--repeat N] "
-			    "[--nx N,N...] [TYPE...]\n");
+			    "[--nx N,N...] [--nsub K] [TYPE...]\n");
 			return 2;
 		} else
 			only[nonly++] = argv[i];
@@ -255,9 +269,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_kernels: out of memory\n");
 		return 1;
 	}
-	if (repeat < 1 || repeat > MAX_REPEAT || !(seconds > 0) || !(mib > 0) || nnx < 1) {
+	for (int j = 0; j < nnx; j++)
+		if (nsub >= 1 && nxs[j] % nsub != 0)
+			nsub = 0;
+	if (repeat < 1 || repeat > MAX_REPEAT || !(seconds > 0) || !(mib > 0) || nnx < 1 ||
+	    nsub < 1 || nsub > KTX_CPU_NSUB_MAX) {
 		fprintf(stderr, "bench_kernels: --repeat 1..%d, --seconds and --mb > 0, "
-		    "--nx up to %d values in 1..%d\n", MAX_REPEAT, MAX_NXS, MAX_NX);
+		    "--nx up to %d values in 1..%d, --nsub 1..%d dividing each nx\n", MAX_REPEAT,
+		    MAX_NXS, MAX_NX, KTX_CPU_NSUB_MAX);
 		return 2;
 	}
 	for (size_t i = 0; i < pn; i++)
@@ -265,9 +284,9 @@ main(int argc, char **argv)
 	for (int c = 0; c < COLS; c++)
 		x[c] = ((float)(rnd() % 2001) - 1000.0f) * 1e-3f;
 
-	printf("ktx CPU kernels: level %s (max %s), matvec %dx%d, set >= %.0f MiB per type\n",
-	    ktx_cpu_level_name(ktx_cpu_level()), ktx_cpu_level_name(ktx_cpu_max_level()), ROWS,
-	    COLS, mib);
+	printf("ktx CPU kernels: level %s (max %s), matvec %dx%d, set >= %.0f MiB per type, "
+	    "nx columns in sums of %d\n", ktx_cpu_level_name(ktx_cpu_level()),
+	    ktx_cpu_level_name(ktx_cpu_max_level()), ROWS, COLS, mib, nsub);
 	print_probes("before", pa, pb, pc, pn);
 	printf("%-8s %-8s %7s %5s %-17s %-17s %-17s", "type", "kernel", "MiB/mat", "mats",
 	    "1t GB/s (wall)", "1t GB/s (cpu)", "2t GB/s (wall)");
@@ -306,10 +325,11 @@ main(int argc, char **argv)
 		/* the figures measured in turn, repeat times: medians */
 		double g1[MAX_REPEAT], c1[MAX_REPEAT], g2[MAX_REPEAT], gx[MAX_NXS][MAX_REPEAT];
 		for (int rep = 0; rep < repeat; rep++) {
-			g1[rep] = time_set(t, set, mbytes, nmat, xq, xs, 1, y, 1, seconds, &c1[rep]);
-			g2[rep] = time_set(t, set, mbytes, nmat, xq, xs, 1, y, 2, seconds, NULL);
+			g1[rep] = time_set(t, set, mbytes, nmat, xq, xs, 1, 1, y, 1, seconds,
+			    &c1[rep]);
+			g2[rep] = time_set(t, set, mbytes, nmat, xq, xs, 1, 1, y, 2, seconds, NULL);
 			for (int j = 0; j < nnx; j++)
-				time_set(t, set, mbytes, nmat, xq, xs, nxs[j], y, 1, seconds,
+				time_set(t, set, mbytes, nmat, xq, xs, nxs[j], nsub, y, 1, seconds,
 				    &gx[j][rep]);
 		}
 		printf("%-8s %-8s %7.2f %5d %s %s %s", ktx_type_name(t),

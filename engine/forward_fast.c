@@ -2,7 +2,8 @@
  * forward_fast.c - matmuls of the fast path: activations converted once to
  * the weight type's dot type (kernels/cpu/cpu.h: Q8_K for K- and i-quants,
  * Q8_0 for the legacy types, float32 for float weights), then one
- * ktx_cpu_matmul call that reads each weight row once for all inputs.
+ * ktx_cpu_matmul_sum call that reads each weight row once for all inputs
+ * and adds each input's sub-rows (fwd_act).
  *
  * Float weights keep float32 activations, so a float model's fast path
  * differs from the reference only in summation order. Each output is one
@@ -130,29 +131,18 @@ fwd_fast_matmul_act(const struct ktx_model *m, const struct ktx_wt *w, int64_t i
 {
 	const uint8_t *src = w->data + ((size_t)i2 * (size_t)w->ne[1] + (size_t)row0) *
 	    w->row_bytes;
-	size_t nx = a->n * (size_t)a->nsub, t, r;
-	float *tmp = y;
-	int rc = 0;
 
 	if (a->n == 0 || nrows == 0)
 		return 0;
 	if (nthreads <= 0)
 		nthreads = m->n_threads;
-	if (a->nsub > 1 && (tmp = malloc(nx * (size_t)nrows * sizeof(float))) == NULL)
-		return ktx_err_set(err, KTX_ENOMEM, "out of memory for a product of %s", w->name);
-	if (ktx_cpu_matmul(w->type, w->ne[0], nrows, src, w->row_bytes, a->data, a->row_bytes,
-	    (int64_t)nx, tmp, a->nsub > 1 ? (size_t)nrows : y_stride, nthreads) != 0)
-		rc = ktx_err_set(err, KTX_EUNSUPPORTED, "no fast kernel for %s (%s)", w->name,
+	/* Each row's product is its 8-bit part plus its residual's: the
+	 * kernel adds a row's sub-rows while their products are hot. */
+	if (ktx_cpu_matmul_sum(w->type, w->ne[0], nrows, src, w->row_bytes, a->data,
+	    a->row_bytes, (int64_t)a->n, a->nsub, y, y_stride, nthreads) != 0)
+		return ktx_err_set(err, KTX_EUNSUPPORTED, "no fast kernel for %s (%s)", w->name,
 		    ktx_type_name(w->type));
-	/* Each row's product is its 8-bit part plus its residual's. */
-	if (rc == 0 && a->nsub > 1)
-		for (t = 0; t < a->n; t++)
-			for (r = 0; r < (size_t)nrows; r++)
-				y[t * y_stride + r] = tmp[2 * t * (size_t)nrows + r] +
-				    tmp[(2 * t + 1) * (size_t)nrows + r];
-	if (tmp != y)
-		free(tmp);
-	return rc;
+	return 0;
 }
 
 int

@@ -6,6 +6,7 @@
 
 #include <cpuid.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -23,6 +24,12 @@
  * is 7 % faster at 64 than at 16), and a 2048-row expert matrix still
  * spreads over 32 threads. */
 #define ROW_BLOCK 64
+/* Activation rows a summing matmul (nsub > 1) takes at a time in a row
+ * block: their products, SUM_CHUNK x ROW_BLOCK floats (16 KiB, beside the
+ * AVX-512 gemm's 48 KiB of accumulators: OpenMP workers have small
+ * stacks), wait on the stack until each output adds its sub-rows into y,
+ * while they are still in L1. Two of that gemm's tiles of 32 rows. */
+#define SUM_CHUNK 64
 /* Below this many weight elements a matmul runs on the calling thread. */
 #define PARALLEL_MIN ((int64_t)1 << 16)
 
@@ -224,53 +231,101 @@ ktx_cpu_dot(uint32_t wtype, int64_t n, const void *w, const void *xq, float *out
 	return 0;
 }
 
+/*
+ * Weight rows [0, nr) (ws bytes apart) times activation rows [0, nx) (xs
+ * bytes apart) into p[t * ps + r]: the gemm for more than CPU_DOTN_MAX
+ * activation rows where the type has one, else dotn for runs of up to
+ * CPU_DOTN_MAX and dot for what is left. Every output has dot's bits.
+ */
+static void
+block_products(const struct cpu_kernels *k, uint32_t wtype, int64_t n, int64_t nr,
+    const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int64_t nx, float *p, size_t ps)
+{
+	cpu_dot_fn dot = k->dot[wtype];
+	cpu_dotn_fn dotn = nx > 1 ? k->dotn[wtype] : NULL;
+	cpu_gemm_fn gemm = nx > CPU_DOTN_MAX ? k->gemm[wtype] : NULL;
+
+	if (gemm != NULL) {
+		gemm(n, nr, w, ws, x, xs, nx, p, ps);
+		return;
+	}
+	for (int64_t r = 0; r < nr; r++) {
+		const uint8_t *wr = w + (size_t)r * ws;
+		int64_t t = 0;
+
+		for (; dotn != NULL && t + 1 < nx; t += CPU_DOTN_MAX) {
+			int m = nx - t < CPU_DOTN_MAX ? (int)(nx - t) : CPU_DOTN_MAX;
+			float out[CPU_DOTN_MAX];
+
+			dotn(n, wr, x + (size_t)t * xs, xs, m, out);
+			for (int j = 0; j < m; j++)
+				p[(size_t)(t + j) * ps + (size_t)r] = out[j];
+		}
+		for (; t < nx; t++)
+			p[(size_t)t * ps + (size_t)r] = dot(n, wr, x + (size_t)t * xs);
+	}
+}
+
+int
+ktx_cpu_matmul_sum(uint32_t wtype, int64_t n, int64_t rows, const void *w, size_t w_stride,
+    const void *xq, size_t x_stride, int64_t nx, int nsub, float *y, size_t y_stride,
+    int nthreads)
+{
+	const struct cpu_kernels *k;
+	const uint8_t *wp = w, *xp = xq;
+	int64_t nblocks, nxa, chunk;
+
+	if (ktx_cpu_act_row_bytes(wtype, n) == 0 || rows < 0 || nx < 0 || nsub < 1 ||
+	    nsub > KTX_CPU_NSUB_MAX || nx > INT64_MAX / nsub)
+		return -1;
+	k = kernels();
+	nxa = nx * nsub;
+	/* whole outputs per chunk, so that a row's sub-rows meet in one */
+	chunk = SUM_CHUNK - SUM_CHUNK % nsub;
+	nblocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
+	if (nthreads <= 0)
+		nthreads = omp_default_threads();
+	/* Each (row, activation row) product is one dot computation by one
+	 * thread (dotn and gemm give the bits dot would; chunking the
+	 * activation rows only splits the gemm's tiles), and each output adds
+	 * its sub-rows' products in order in the thread that made them, so
+	 * the result is the same for any thread count. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) \
+    if (rows * n * (nxa < 4 ? 1 : nxa / 4) >= PARALLEL_MIN)
+	for (int64_t b = 0; b < nblocks; b++) {
+		int64_t r0 = b * ROW_BLOCK, nr = rows - r0 < ROW_BLOCK ? rows - r0 : ROW_BLOCK;
+		const uint8_t *wb = wp + (size_t)r0 * w_stride;
+		float p[SUM_CHUNK * ROW_BLOCK];
+
+		if (nsub == 1) {
+			block_products(k, wtype, n, nr, wb, w_stride, xp, x_stride, nx, y + r0,
+			    y_stride);
+			continue;
+		}
+		for (int64_t t0 = 0; t0 < nxa; t0 += chunk) {
+			int64_t m = nxa - t0 < chunk ? nxa - t0 : chunk;
+
+			block_products(k, wtype, n, nr, wb, w_stride, xp + (size_t)t0 * x_stride,
+			    x_stride, m, p, ROW_BLOCK);
+			for (int64_t u = 0; u < m / nsub; u++) {
+				float *yu = y + (size_t)(t0 / nsub + u) * y_stride + (size_t)r0;
+				const float *pu = p + (size_t)(u * nsub) * ROW_BLOCK;
+
+				for (int64_t r = 0; r < nr; r++)
+					yu[r] = pu[r];
+				for (int s = 1; s < nsub; s++)
+					for (int64_t r = 0; r < nr; r++)
+						yu[r] += pu[(size_t)s * ROW_BLOCK + (size_t)r];
+			}
+		}
+	}
+	return 0;
+}
+
 int
 ktx_cpu_matmul(uint32_t wtype, int64_t n, int64_t rows, const void *w, size_t w_stride,
     const void *xq, size_t x_stride, int64_t nx, float *y, size_t y_stride, int nthreads)
 {
-	const uint8_t *wp = w, *xp = xq;
-	int64_t nblocks;
-	cpu_dot_fn dot;
-	cpu_dotn_fn dotn;
-	cpu_gemm_fn gemm;
-
-	if (ktx_cpu_act_row_bytes(wtype, n) == 0 || rows < 0 || nx < 0)
-		return -1;
-	dot = kernels()->dot[wtype];
-	dotn = nx > 1 ? kernels()->dotn[wtype] : NULL;
-	gemm = nx > CPU_DOTN_MAX ? kernels()->gemm[wtype] : NULL;
-	nblocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
-	if (nthreads <= 0)
-		nthreads = omp_default_threads();
-	/* Each (row, activation row) output is one dot computation by one
-	 * thread (dotn and gemm give the bits dot would), so the result is
-	 * the same for any thread count. */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) \
-    if (rows * n * (nx < 4 ? 1 : nx / 4) >= PARALLEL_MIN)
-	for (int64_t b = 0; b < nblocks; b++) {
-		int64_t r1 = (b + 1) * ROW_BLOCK < rows ? (b + 1) * ROW_BLOCK : rows;
-
-		if (gemm != NULL) {
-			gemm(n, r1 - b * ROW_BLOCK, wp + (size_t)(b * ROW_BLOCK) * w_stride, w_stride,
-			    xp, x_stride, nx, y + b * ROW_BLOCK, y_stride);
-			continue;
-		}
-		for (int64_t r = b * ROW_BLOCK; r < r1; r++) {
-			const uint8_t *wr = wp + (size_t)r * w_stride;
-			int64_t t = 0;
-
-			for (; dotn != NULL && t + 1 < nx; t += CPU_DOTN_MAX) {
-				int k = nx - t < CPU_DOTN_MAX ? (int)(nx - t) : CPU_DOTN_MAX;
-				float out[CPU_DOTN_MAX];
-
-				dotn(n, wr, xp + (size_t)t * x_stride, x_stride, k, out);
-				for (int j = 0; j < k; j++)
-					y[(size_t)(t + j) * y_stride + (size_t)r] = out[j];
-			}
-			for (; t < nx; t++)
-				y[(size_t)t * y_stride + (size_t)r] =
-				    dot(n, wr, xp + (size_t)t * x_stride);
-		}
-	}
-	return 0;
+	return ktx_cpu_matmul_sum(wtype, n, rows, w, w_stride, xq, x_stride, nx, 1, y, y_stride,
+	    nthreads);
 }

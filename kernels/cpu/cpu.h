@@ -12,8 +12,10 @@
  * Use: for a weight of type wtype, convert each activation row once with
  * ktx_cpu_quantize_row() into ktx_cpu_dot_type(wtype) (a buffer of
  * ktx_cpu_act_row_bytes() bytes, reusable for every matrix that reads the
- * same input), then call ktx_cpu_matmul(). Results do not depend on the
- * thread count: each output is one dot product computed by one thread.
+ * same input), then call ktx_cpu_matmul() (or ktx_cpu_matmul_sum() when
+ * each input is a sum of several rows). Results do not depend on the
+ * thread count: each output is one dot product computed by one thread
+ * (with ktx_cpu_matmul_sum, a sum of them, in one thread and one order).
  *
  * Rows need the alignment of their blocks' fields, as GGUF data has: 2
  * bytes, 4 for F32 and Q8_K rows; SIMD loads are unaligned.
@@ -71,5 +73,22 @@ int ktx_cpu_dot(uint32_t wtype, int64_t n, const void *w, const void *xq, float 
  */
 int ktx_cpu_matmul(uint32_t wtype, int64_t n, int64_t rows, const void *w, size_t w_stride,
     const void *xq, size_t x_stride, int64_t nx, float *y, size_t y_stride, int nthreads);
+
+/* The most sub-rows ktx_cpu_matmul_sum adds into one output. */
+#define KTX_CPU_NSUB_MAX 8
+
+/*
+ * ktx_cpu_matmul for inputs stored as nsub rows each (1 <= nsub <=
+ * KTX_CPU_NSUB_MAX; an 8-bit row and its residual's, say), whose product is
+ * the sum of the rows' products: xq holds nx * nsub activation rows,
+ * x_stride bytes apart, input t's in rows t * nsub .. t * nsub + nsub - 1,
+ * and y[t * y_stride + r] = W[r] . xq[t * nsub] + W[r] . xq[t * nsub + 1]
+ * + ..., added in that order in float (for nsub 2 exactly the sum of the
+ * two ktx_cpu_matmul outputs). No memory is allocated; the products wait
+ * in small blocks on each thread's stack. nsub 1 is ktx_cpu_matmul.
+ */
+int ktx_cpu_matmul_sum(uint32_t wtype, int64_t n, int64_t rows, const void *w, size_t w_stride,
+    const void *xq, size_t x_stride, int64_t nx, int nsub, float *y, size_t y_stride,
+    int nthreads);
 
 #endif

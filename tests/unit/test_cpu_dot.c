@@ -542,6 +542,101 @@ out:
 	free(y);
 }
 
+/*
+ * ktx_cpu_matmul_sum: for 1, 2 and 3 sub-rows per input, 1 to 200 inputs
+ * (past the kernel's chunk of 64 activation rows, several times), 67 rows
+ * (a row block of 64 and an odd rest), y rows padded (stride rows + 3) and
+ * 1 and 3 threads, every output equals the products of ktx_cpu_matmul over
+ * the same activation rows added in sub-row order, bit for bit, and the
+ * padding is left alone. Types: the K-quant, Q8_0 and i-quant gemms, Q4_0
+ * (no gemm) and F16 (float activations).
+ */
+static void
+check_matmul_sum(void)
+{
+	enum { rows = 67, ys = rows + 3, maxnx = 200, maxsub = 3, maxn = QK_K };
+	static const uint32_t mt[] = { KTX_TYPE_Q2_K, KTX_TYPE_Q6_K, KTX_TYPE_Q8_0, KTX_TYPE_Q4_0,
+		KTX_TYPE_IQ2_XXS, KTX_TYPE_F16 };
+	static const int nxs[] = { 1, 2, 5, 33, 70, maxnx };
+	const float pad = -1234.5f;
+	size_t xs_max = ktx_cpu_act_row_bytes(KTX_TYPE_F16, maxn);
+	uint8_t *w = malloc((size_t)ktx_type_row_bytes(KTX_TYPE_F32, maxn) * rows);
+	uint8_t *xq = malloc(xs_max * maxnx * maxsub);
+	float *x = malloc(sizeof(float) * maxn * maxnx * maxsub);
+	float *prod = malloc(sizeof(float) * rows * maxnx * maxsub);
+	float *y = malloc(sizeof(float) * ys * maxnx);
+	int bad = 0, calls = 0;
+
+	if (w == NULL || xq == NULL || x == NULL || prod == NULL || y == NULL) {
+		tap_ok(0, "allocate the summed matmul's buffers");
+		goto out;
+	}
+	for (size_t k = 0; k < sizeof(mt) / sizeof(mt[0]); k++) {
+		uint32_t t = mt[k];
+		int dt = ktx_cpu_dot_type(t);
+		int64_t n = dt == KTX_TYPE_Q8_K ? QK_K : 3 * QK8_0;
+		size_t ws = (size_t)ktx_type_row_bytes(t, n), xs = ktx_cpu_act_row_bytes(t, n);
+
+		random_row(t, w, n * rows, R_NORMAL);
+		random_act(x, n * maxnx * maxsub, R_NORMAL, dt);
+		for (int i = 0; i < maxnx * maxsub; i++)
+			ktx_cpu_quantize_row((uint32_t)dt, x + (size_t)i * (size_t)n,
+			    xq + (size_t)i * xs, n);
+		/* every activation row's products, the separate way */
+		bad += ktx_cpu_matmul(t, n, rows, w, ws, xq, xs, maxnx * maxsub, prod, rows, 1) != 0;
+		for (int nsub = 1; nsub <= maxsub; nsub++) {
+			for (size_t q = 0; q < sizeof(nxs) / sizeof(nxs[0]); q++) {
+				int nx = nxs[q];
+
+				for (int th = 1; th <= 3; th += 2) {
+					for (int i = 0; i < ys * maxnx; i++)
+						y[i] = pad;
+					bad += ktx_cpu_matmul_sum(t, n, rows, w, ws, xq, xs, nx, nsub,
+					    y, ys, th) != 0;
+					for (int i = 0; i < nx; i++) {
+						for (int r = 0; r < ys; r++) {
+							float e = pad;
+
+							if (r < rows) {
+								e = prod[i * nsub * rows + r];
+								for (int s = 1; s < nsub; s++)
+									e += prod[(i * nsub + s) * rows + r];
+							}
+							bad += memcmp(&e, &y[i * ys + r], sizeof(e)) != 0;
+						}
+					}
+					if (nx < maxnx)
+						bad += y[nx * ys] != pad;
+					calls++;
+				}
+			}
+		}
+	}
+	tap_ok(bad == 0 && calls > 0, "%s: matmul_sum (67 rows x 1 to 200 inputs of 1, 2 or 3 "
+	    "sub-rows, 1 and 3 threads) equals the sub-rows' matmul products added in order, "
+	    "bit for bit", ktx_cpu_level_name(ktx_cpu_level()));
+	for (int i = 0; i < ys; i++)
+		y[i] = pad;
+	bad = ktx_cpu_matmul_sum(KTX_TYPE_Q4_K, QK_K, 1, w, 0, xq, 0, 1, 0, y, ys, 1) != -1;
+	bad += ktx_cpu_matmul_sum(KTX_TYPE_Q4_K, QK_K, 1, w, 0, xq, 0, 1, -1, y, ys, 1) != -1;
+	bad += ktx_cpu_matmul_sum(KTX_TYPE_Q4_K, QK_K, 1, w, 0, xq, 0, 1, KTX_CPU_NSUB_MAX + 1, y,
+	    ys, 1) != -1;
+	bad += ktx_cpu_matmul_sum(KTX_TYPE_Q4_K, QK_K, 1, w, 0, xq, 0, -1, 2, y, ys, 1) != -1;
+	bad += ktx_cpu_matmul_sum(KTX_TYPE_Q4_K, QK_K, 1, w, 0, xq, 0, INT64_MAX / 2 + 1, 2, y,
+	    ys, 1) != -1;
+	bad += ktx_cpu_matmul_sum(KTX_TYPE_Q4_K, 100, 1, w, 0, xq, 0, 1, 2, y, ys, 1) != -1;
+	bad += y[0] != pad;
+	tap_ok(bad == 0, "%s: matmul_sum refuses nsub < 1, nsub > %d, nx < 0, an overflowing "
+	    "row count and partial blocks, writing nothing", ktx_cpu_level_name(ktx_cpu_level()),
+	    KTX_CPU_NSUB_MAX);
+out:
+	free(w);
+	free(xq);
+	free(x);
+	free(prod);
+	free(y);
+}
+
 /* Hand-packed blocks whose dot products are known exactly. */
 static void
 check_hand_packed(void)
@@ -618,6 +713,7 @@ main(void)
 		check_matmul(&B);
 		check_matmul_iq(&B);
 		check_matmul_many();
+		check_matmul_sum();
 		check_hand_packed();
 	}
 	tap_ok(ktx_cpu_dot_type(KTX_TYPE_Q4_1) == -1 && ktx_cpu_act_row_bytes(KTX_TYPE_Q4_K, 100) == 0,
