@@ -21,6 +21,9 @@
 #   --llama-batched-bench PATH
 #                       llama.cpp's batched case (default: llama-batched-bench
 #                       beside llama-bench, when it is there)
+#   --llama-no-mmap     llama.cpp reads the weights into memory (-lm none)
+#                       instead of its default mapping, as ktx does by
+#                       default (--load auto)
 #   --vocab FILE        tokenizer GGUF the models copy (llama.cpp will not load
 #                       a model without one; default: the oracle's DeepSeek-V3
 #                       tokenizer when it is there)
@@ -61,6 +64,7 @@ gtok=16
 nsess=8
 llama=
 lbatched=
+lmmap=
 vocab=
 log=
 mixes=ud-q2kxl,q4km
@@ -77,10 +81,11 @@ while [ $# -gt 0 ]; do
 	--sessions) nsess=$2; shift 2 ;;
 	--llama-bench) llama=$2; shift 2 ;;
 	--llama-batched-bench) lbatched=$2; shift 2 ;;
+	--llama-no-mmap) lmmap=1; shift ;;
 	--vocab) vocab=$2; shift 2 ;;
 	--mixes) mixes=$2; shift 2 ;;
 	--no-ref) ref=0; shift ;;
-	-h|--help) sed -n '2,49p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,52p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "run-bench.sh: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -161,7 +166,7 @@ ktx_one() { # mix file
 llama_one() { # mix file
 	[ -n "$llama" ] || return 0
 	record "llama $1" "$(llama_env "$llama" -m "$2" -p "$ptok" -n "$gtok" -r 1 --no-warmup \
-	    -t "$threads" -o json 2>/dev/null | tr -d '\n')"
+	    ${lmmap:+-lm none} -t "$threads" -o json 2>/dev/null | tr -d '\n')"
 	probe "$1"
 }
 
@@ -176,7 +181,8 @@ ktx_batched() { # mix file
 llama_batched() { # mix file
 	[ -n "$lbatched" ] || return 0
 	record "llama-batched $1" "$(llama_env "$lbatched" -m "$2" -c 1024 -npp 16 \
-	    -ntg "$gtok" -npl "$nsess" -pps -t "$threads" --output-format jsonl 2>/dev/null |
+	    -ntg "$gtok" -npl "$nsess" -pps ${lmmap:+-lm none} -t "$threads" \
+	    --output-format jsonl 2>/dev/null |
 	    grep '^{')"
 	probe "$1"
 }

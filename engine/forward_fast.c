@@ -18,6 +18,7 @@
 
 #include "engine/quant.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/repack.h"
 
 /* Below this many floats, converting activations stays on one thread. */
 #define ACT_PARALLEL_MIN 65536
@@ -136,6 +137,18 @@ fwd_fast_matmul_act(const struct ktx_model *m, const struct ktx_wt *w, int64_t i
 		return 0;
 	if (nthreads <= 0)
 		nthreads = m->n_threads;
+	if (w->repacked) {
+		/* Interleaved groups (model_repack.c): whole groups only. */
+		if (row0 % KTX_CPU_RP_ROWS != 0 || nrows % KTX_CPU_RP_ROWS != 0)
+			return ktx_err_set(err, KTX_EINVAL,
+			    "rows %lld..%lld of %s split its groups of %d interleaved rows",
+			    (long long)row0, (long long)(row0 + nrows), w->name, KTX_CPU_RP_ROWS);
+		if (ktx_cpu_rp_matmul(w->type, w->ne[0], nrows, src, a->data, a->row_bytes,
+		    (int64_t)a->n, a->nsub, y, y_stride, nthreads) != 0)
+			return ktx_err_set(err, KTX_EUNSUPPORTED, "no repacked kernel for %s (%s)",
+			    w->name, ktx_type_name(w->type));
+		return 0;
+	}
 	/* Each row's product is its 8-bit part plus its residual's: the
 	 * kernel adds a row's sub-rows while their products are hot. */
 	if (ktx_cpu_matmul_sum(w->type, w->ne[0], nrows, src, w->row_bytes, a->data,

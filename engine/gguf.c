@@ -691,9 +691,6 @@ gguf_load(const char *path, struct gguf_file **out, struct ktx_err *err)
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	rc = read_whole(fd, mem, size, path, err);
 	close(fd);
-	if (rc == 0 && mprotect(mem, (size_t)size, PROT_READ) != 0)
-		rc = ktx_err_set(err, KTX_EIO, "%s: cannot protect its image: %s", path,
-		    strerror(errno));
 	if (rc != 0) {
 		munmap(mem, (size_t)size);
 		return rc;

@@ -61,9 +61,10 @@ struct gguf_file; /* opaque */
 
 /* Maps and validates path. On success *out owns the mapping. */
 int gguf_open(const char *path, struct gguf_file **out, struct ktx_err *err);
-/* Reads path whole into anonymous memory (huge pages advised, read-only
- * once read) and validates it; the handle works like gguf_open's. Faster
- * to compute from than a mapping, but the bytes must fit in memory. */
+/* Reads path whole into anonymous memory (huge pages advised) and
+ * validates it; the handle works like gguf_open's. Faster to compute from
+ * than a mapping, but the bytes must fit in memory. The image is the
+ * process's own and writable: the engine repacks weights in it. */
 int gguf_load(const char *path, struct gguf_file **out, struct ktx_err *err);
 /* Validates an in-memory image (not copied; must outlive the handle). */
 int gguf_open_memory(const void *data, size_t size, struct gguf_file **out, struct ktx_err *err);

@@ -82,6 +82,8 @@ enum ktx_load {
 struct ktx_model_params {
 	const char *path;          /* GGUF file */
 	enum ktx_load load;        /* how the weights reach memory (default auto) */
+	bool no_repack;            /* keep the file's layout even where the fast path
+	                            * has interleaved kernels (read weights only) */
 	int n_threads;             /* 0: all online CPUs */
 	uint32_t n_expert_used;    /* 0: the model's own */
 	uint32_t n_ctx;            /* 0: the model's context length, capped at 4096 */
@@ -101,6 +103,7 @@ struct ktx_model_info {
 	uint64_t n_params;
 	uint64_t bytes_ram, bytes_vram;
 	enum ktx_load load;        /* what auto chose: KTX_LOAD_READ or KTX_LOAD_MMAP */
+	uint64_t bytes_repacked;   /* of bytes_ram, repacked into interleaved rows */
 	int32_t token_bos, token_eos;
 };
 

@@ -729,6 +729,12 @@ ktx_model_load(const struct ktx_model_params *p, struct ktx_model **out, struct 
 	if ((rc = ktx_model_bind(m, m->gguf, err)) != 0 || (rc = apply_params(m, p, err)) != 0 ||
 	    (rc = setup_rope(m, err)) != 0)
 		goto fail;
+	/* Repacking writes the image: only a copy of the file's own. */
+	if (p->compute == KTX_PATH_FAST && m->load == KTX_LOAD_READ && !p->no_repack) {
+		progress(p, 0.6, "repacking the weights");
+		if ((rc = ktx_model_repack(m, err)) != 0)
+			goto fail;
+	}
 	progress(p, 0.8, "loading the tokenizer");
 	if (gguf_kv_find(m->gguf, "tokenizer.ggml.model") >= 0 &&
 	    (rc = ktx_tokenizer_load(m->gguf, &m->tok, err)) != 0)
@@ -781,6 +787,7 @@ ktx_model_get_info(const struct ktx_model *m, struct ktx_model_info *info)
 	info->n_params = m->n_params;
 	info->bytes_ram = m->n_bytes;
 	info->load = m->load;
+	info->bytes_repacked = m->n_bytes_repacked;
 	info->bytes_vram = 0;
 	info->token_bos = m->tok ? ktx_token_bos(m->tok) : -1;
 	info->token_eos = m->tok ? ktx_token_eos(m->tok) : -1;

@@ -28,6 +28,7 @@ struct ktx_wt {
 	size_t row_bytes;
 	const uint8_t *data;
 	bool act_residual;     /* fast path: 8-bit activations + residual row */
+	bool repacked;         /* data in kernels/cpu/repack.h's groups (model_repack.c) */
 };
 
 enum ktx_gating {
@@ -102,6 +103,7 @@ struct ktx_model {
 	enum ktx_cache_type cache_type;
 	char *name;
 	uint64_t n_params, n_bytes;
+	uint64_t n_bytes_repacked;   /* of n_bytes, in repacked groups */
 };
 
 /* Latent KV cache and history of one conversation. */
@@ -120,6 +122,9 @@ struct ktx_session {
 
 /* Binds hyper-parameters and tensors of an opened deepseek2 file. */
 int ktx_model_bind(struct ktx_model *m, struct gguf_file *f, struct ktx_err *err);
+/* Repacks the fast path's matrices that have repacked kernels, in place
+ * (the image must be the process's own: KTX_LOAD_READ). */
+int ktx_model_repack(struct ktx_model *m, struct ktx_err *err);
 /* Opens path the way want says (KTX_LOAD_AUTO: model_load.c's choice);
  * *used is the mode taken, KTX_LOAD_READ or KTX_LOAD_MMAP. */
 int ktx_model_file_open(const char *path, enum ktx_load want, struct gguf_file **out,

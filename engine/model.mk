@@ -2,7 +2,8 @@
 # sampling, their reference ops, and ktx-run's generation modes' tests.
 # Included by the top-level Makefile.am.
 libktxengine_a_SOURCES += \
-	engine/model.c engine/model.h engine/model_load.c engine/params.c \
+	engine/model.c engine/model.h engine/model_load.c engine/model_repack.c \
+	engine/params.c \
 	engine/forward.c engine/forward_attn.c engine/forward_moe.c \
 	engine/attn_flash.c engine/attn_flash.h \
 	engine/forward_matmul.c \

@@ -64,6 +64,8 @@ static const char usage_text[] =
     "      --load MODE        how the weights reach memory: auto (default: read\n"
     "                         when the file fits in 3/4 of the available memory),\n"
     "                         read (into memory, huge pages) or mmap (the file)\n"
+    "      --no-repack        keep read weights in the file's layout (the fast path\n"
+    "                         otherwise interleaves rows where it has kernels for it)\n"
     "      --act-residual SET fast path: matmuls whose 8-bit activations get a\n"
     "                         residual row (about 16 bits, twice the dot work):\n"
     "                         all, none, or a list of attn,dense,routed,output\n"
@@ -80,7 +82,7 @@ enum {
 	OPT_GREEDY, OPT_CHAT, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT,
 	OPT_SEED, OPT_PERPLEXITY, OPT_ATTN, OPT_EXPERTS, OPT_CTX, OPT_KL, OPT_KL_BASE,
 	OPT_KL_REF, OPT_BENCH, OPT_PROMPT_TOKENS, OPT_GEN_TOKENS, OPT_SESSIONS, OPT_PATH,
-	OPT_ACT_RESIDUAL, OPT_CACHE_TYPE, OPT_LOAD,
+	OPT_ACT_RESIDUAL, OPT_CACHE_TYPE, OPT_LOAD, OPT_NO_REPACK,
 };
 
 static const struct option long_options[] = {
@@ -119,6 +121,7 @@ static const struct option long_options[] = {
 	{"act-residual", required_argument, NULL, OPT_ACT_RESIDUAL},
 	{"cache-type", required_argument, NULL, OPT_CACHE_TYPE},
 	{"load", required_argument, NULL, OPT_LOAD},
+	{"no-repack", no_argument, NULL, OPT_NO_REPACK},
 	{NULL, 0, NULL, 0},
 };
 
@@ -314,6 +317,9 @@ main(int argc, char **argv)
 			o.load = (int)l;
 			break;
 		}
+		case OPT_NO_REPACK:
+			o.no_repack = true;
+			break;
 		default:
 			fputs("Try 'ktx-run --help'.\n", stderr);
 			return RUN_EXIT_USAGE;

@@ -46,6 +46,7 @@ struct run_opts {
 	const char *attn;         /* --attn absorbed|naive */
 	int cache_type;           /* --cache-type, a KTX_CACHE_*; -1: the engine's default */
 	int load;                 /* --load, a KTX_LOAD_*; -1: the engine's default */
+	bool no_repack;           /* --no-repack */
 	int n_expert_used;        /* --experts N, 0: the model's */
 	int ctx;                  /* --ctx N, 0: default */
 	int act_residual;         /* --act-residual: KTX_ACT_* set, -1: default */

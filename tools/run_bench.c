@@ -176,10 +176,10 @@ run_bench(const struct run_opts *o)
 	t_dec = now_s() - t0;
 	printf("{\"model\": ");
 	run_json_str(stdout, info.name);
-	printf(", \"path\": \"%s\", \"load\": \"%s\", \"threads\": %d, \"sessions\": %zu, \"prompt_tokens\": %zu, "
+	printf(", \"path\": \"%s\", \"load\": \"%s\", \"repacked_bytes\": %" PRIu64 ", \"threads\": %d, \"sessions\": %zu, \"prompt_tokens\": %zu, "
 	    "\"gen_tokens\": %d, \"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, "
 	    "\"weight_bytes_per_token\": %.0f, \"cpu_level\": \"%s\", \"kernels\": {%s}}\n",
-	    run_path_name(path), ktx_load_name(info.load), o->threads > 0 ? o->threads : default_threads(),
+	    run_path_name(path), ktx_load_name(info.load), info.bytes_repacked, o->threads > 0 ? o->threads : default_threads(),
 	    ns, np, o->gen_tokens, (double)np / t_pre,
 	    (double)ns * o->gen_tokens / t_dec, wbytes, ktx_cpu_level_name(ktx_cpu_level()),
 	    kernels);

@@ -67,6 +67,7 @@ run_load_path(const struct run_opts *o, int path, struct ktx_model **m)
 		p.cache_type = (enum ktx_cache_type)o->cache_type;
 	if (o->load >= 0)
 		p.load = (enum ktx_load)o->load;
+	p.no_repack = o->no_repack;
 	if (ktx_model_load(&p, m, &err) != 0) {
 		fprintf(stderr, "ktx-run: %s: %s\n", o->model, err.msg);
 		return -1;

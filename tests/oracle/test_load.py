@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""test_load - ktx-run --load: the weights read into memory or mapped.
+"""test_load - ktx-run --load: the weights read into memory or mapped, and
+read weights repacked for the fast path's interleaved kernels.
 
-Both ways compute from the same bytes, so every path's logits are the same
-bit for bit on every oracle model, with auto (the default) among them;
---bench says which way was taken; a bad mode is a usage error and a
-missing file is named either way.
+Read and mapped weights are the same bytes, so with the file's layout
+(--no-repack, and always on the reference path) the logits are the same
+bit for bit on every oracle model, the default (auto) among them. Repacked
+weights change only the summation order: test_kl.py and test_kl_demo.py
+gate that path's accuracy (it is the default), test_batch_fast its
+batched-equals-alone bits. Here: --bench reports the mode and how many
+bytes were repacked (none when mapped or with --no-repack), a bad mode is a
+usage error and a missing file is named either way.
 """
 import json
 import os
@@ -16,6 +21,14 @@ from ktxtest import ORACLE, Tap, program, run
 
 def ktx(args):
     return run([program("ktx-run"), "-t", "2"] + args)
+
+
+def avx512():
+    if os.environ.get("KTX_CPU") in ("generic", "avx2"):
+        return False
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    return all(f in flags for f in (" avx512f", " avx512bw", " avx512vl", " avx512_vnni"))
 
 
 def logits(gguf, ids, out, extra):
@@ -40,27 +53,36 @@ def main():
     out = os.path.join(tmp, "l.f32")
     for name in sorted(index):
         gguf = os.path.join(ORACLE, "models", name + ".gguf")
-        # The reference path reads weights through the same handle: one
-        # model shows it.
-        for path in ("fast", "ref") if name == "v3mla-q8q4" else ("fast",):
-            got = {mode: logits(gguf, ids, out, ["--path", path] +
-                                ([] if mode == "default" else ["--load", mode]))
-                   for mode in ("default", "read", "mmap")}
-            tap.ok(got["read"] and got["read"] == got["mmap"] == got["default"],
-                   "%s --path %s: read, mmap and the default give the same logits"
-                   % (name, path))
+        keep = ["--no-repack"]
+        got = {mode: logits(gguf, ids, out, keep +
+                            ([] if mode == "default" else ["--load", mode]))
+               for mode in ("default", "read", "mmap")}
+        tap.ok(got["read"] and got["read"] == got["mmap"] == got["default"],
+               "%s --no-repack: read, mmap and the default give the same logits" % name)
+        ref = logits(gguf, ids, out, ["--path", "ref"])
+        tap.ok(ref and ref == logits(gguf, ids, out, ["--path", "ref", "--load", "mmap"]),
+               "%s --path ref: repacking never touches the reference path" % name)
     os.rmdir(tmp)
 
-    gguf = os.path.join(ORACLE, "models", "v3mla-q8q4.gguf")
-    for mode in ("read", "mmap"):
+    # v3ud-q2kxl holds Q2_K..Q6_K matrices of 256-wide rows: repackable
+    # wherever this CPU has the kernels (AVX-512).
+    gguf = os.path.join(ORACLE, "models", "v3ud-q2kxl.gguf")
+    rp = {}
+    for mode, extra in (("read", []), ("mmap", []), ("read", ["--no-repack"])):
         r = ktx(["-m", gguf, "--bench", "--prompt-tokens", "4", "--gen-tokens", "2",
-                 "--load", mode])
+                 "--load", mode] + extra)
         try:
-            load = json.loads(r.stdout.decode()).get("load")
+            js = json.loads(r.stdout.decode())
         except ValueError:
-            load = None
-        tap.ok(r.returncode == 0 and load == mode, "--bench --load %s reports it" % mode,
+            js = {}
+        tap.ok(r.returncode == 0 and js.get("load") == mode,
+               "--bench --load %s reports the mode" % " ".join([mode] + extra),
                r.stderr.decode())
+        rp[mode + "".join(extra)] = js.get("repacked_bytes", -1)
+    tap.ok(rp["mmap"] == 0 and rp["read--no-repack"] == 0,
+           "nothing is repacked when mapped or with --no-repack (%s)" % rp)
+    tap.ok(rp["read"] > 0 or not avx512(),
+           "read weights are repacked on this CPU (%s bytes)" % rp["read"])
     r = ktx(["-m", gguf, "--tokens", ids, "--greedy", "1", "--load", "ram"])
     tap.ok(r.returncode == 2 and b"--load" in r.stderr, "--load ram is a usage error",
            r.stderr.decode())

@@ -1,0 +1,81 @@
+/*
+ * model_repack.c - the fast path's weights repacked in place at load into
+ * the interleaved groups of kernels/cpu/repack.h, where their kernels
+ * compute sixteen rows per register instead of one.
+ *
+ * Only matrices the fast path reads whole rows of through
+ * fwd_fast_matmul_act, in row ranges that are multiples of
+ * KTX_CPU_RP_ROWS, are candidates: the FFNs and experts, the attention
+ * projections computed for every head at once, and the output head. The
+ * latent cache's k_b / v_b / kv_b are sliced per head and the embeddings
+ * are read by row, so they keep the file's layout.
+ */
+#include "engine/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/forward_fast.h"
+#include "kernels/cpu/repack.h"
+
+/* True when w can be repacked: present, a fast kernel and a repacked one
+ * for its type and row length, and its rows in whole groups. */
+static bool
+repackable(const struct ktx_wt *w)
+{
+	return w->name != NULL && fwd_fast_has(w) && ktx_cpu_rp_has(w->type, w->ne[0]) &&
+	    w->ne[1] % KTX_CPU_RP_ROWS == 0;
+}
+
+/* Collects the candidates of m into list (room for all); returns how many. */
+static size_t
+candidates(struct ktx_model *m, struct ktx_wt **list)
+{
+	size_t k = 0;
+
+	for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+		struct ktx_layer *L = &m->layers[il];
+		struct ktx_wt *w[] = { &L->q, &L->q_a, &L->q_b, &L->kv_a, &L->attn_out,
+			&L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->gate_exps, &L->up_exps,
+			&L->down_exps, &L->gate_shexp, &L->up_shexp, &L->down_shexp };
+
+		for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+			if (repackable(w[i]))
+				list[k++] = w[i];
+	}
+	if (repackable(&m->output))
+		list[k++] = &m->output;
+	return k;
+}
+
+int
+ktx_model_repack(struct ktx_model *m, struct ktx_err *err)
+{
+	struct ktx_wt **list = malloc(((size_t)m->hp.n_layer * 14 + 1) * sizeof(*list));
+	size_t n;
+	int failed = 0;
+
+	if (list == NULL)
+		return ktx_err_set(err, KTX_ENOMEM, "out of memory for the repack list");
+	n = candidates(m, list);
+	/* One matrix (for experts: one expert's) per task; the image is this
+	 * process's own anonymous copy (KTX_LOAD_READ), so writing it is fine. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(m->n_threads) reduction(| : failed)
+	for (size_t i = 0; i < n; i++) {
+		struct ktx_wt *w = list[i];
+		for (int64_t e = 0; e < w->ne[2]; e++)
+			failed |= ktx_cpu_rp_pack(w->type, w->ne[0], w->ne[1],
+			    (uint8_t *)(uintptr_t)w->data + (size_t)e * (size_t)w->ne[1] *
+			    w->row_bytes) != 0;
+	}
+	for (size_t i = 0; i < n && !failed; i++) {
+		list[i]->repacked = true;
+		m->n_bytes_repacked += (uint64_t)list[i]->row_bytes * (uint64_t)list[i]->ne[1] *
+		    (uint64_t)list[i]->ne[2];
+	}
+	free(list);
+	/* A failed pack (its scratch group's allocation) leaves a matrix half
+	 * repacked: the model cannot be used. */
+	return failed ? ktx_err_set(err, KTX_ENOMEM, "out of memory while repacking the weights") :
+	    0;
+}
