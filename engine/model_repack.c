@@ -52,27 +52,43 @@ int
 ktx_model_repack(struct ktx_model *m, struct ktx_err *err)
 {
 	struct ktx_wt **list = malloc(((size_t)m->hp.n_layer * 14 + 1) * sizeof(*list));
-	size_t n;
+	size_t n, nmat = 0, *first;
 	int failed = 0;
 
 	if (list == NULL)
 		return ktx_err_set(err, KTX_ENOMEM, "out of memory for the repack list");
 	n = candidates(m, list);
-	/* One matrix (for experts: one expert's) per task; the image is this
-	 * process's own anonymous copy (KTX_LOAD_READ), so writing it is fine. */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(m->n_threads) reduction(| : failed)
+	/* Tasks are single matrices (each expert of a stack its own), so the
+	 * threads share the big expert stacks: matrix k of list[i] for
+	 * first[i] <= k < first[i + 1]. */
+	if ((first = malloc((n + 1) * sizeof(*first))) == NULL) {
+		free(list);
+		return ktx_err_set(err, KTX_ENOMEM, "out of memory for the repack list");
+	}
 	for (size_t i = 0; i < n; i++) {
-		struct ktx_wt *w = list[i];
-		for (int64_t e = 0; e < w->ne[2]; e++)
-			failed |= ktx_cpu_rp_pack(w->type, w->ne[0], w->ne[1],
-			    (uint8_t *)(uintptr_t)w->data + (size_t)e * (size_t)w->ne[1] *
-			    w->row_bytes) != 0;
+		first[i] = nmat;
+		nmat += (size_t)list[i]->ne[2];
+	}
+	first[n] = nmat;
+	/* The image is this process's own anonymous copy (KTX_LOAD_READ), so
+	 * writing it is fine. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(m->n_threads) reduction(| : failed)
+	for (size_t k = 0; k < nmat; k++) {
+		size_t i = 0;
+		const struct ktx_wt *w;
+
+		while (first[i + 1] <= k)
+			i++;
+		w = list[i];
+		failed |= ktx_cpu_rp_pack(w->type, w->ne[0], w->ne[1], (uint8_t *)(uintptr_t)w->data +
+		    (k - first[i]) * (size_t)w->ne[1] * w->row_bytes) != 0;
 	}
 	for (size_t i = 0; i < n && !failed; i++) {
 		list[i]->repacked = true;
 		m->n_bytes_repacked += (uint64_t)list[i]->row_bytes * (uint64_t)list[i]->ne[1] *
 		    (uint64_t)list[i]->ne[2];
 	}
+	free(first);
 	free(list);
 	/* A failed pack (its scratch group's allocation) leaves a matrix half
 	 * repacked: the model cannot be used. */
