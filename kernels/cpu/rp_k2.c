@@ -58,9 +58,9 @@
 #include <string.h>
 
 #include "kernels/cpu/repack.h"
+#include "kernels/cpu/rp_simd.h"
 #include "kernels/quant_blocks.h"
 
-#define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* Unrolls the short loops over registers (see avx512.c's KQ_UNROLL). */
 #if defined(__clang__)
@@ -612,19 +612,6 @@ gemm_q3_K_n(const int nx, int64_t n, const uint8_t *g, const void *x, size_t xs,
 		_mm512_storeu_ps(out + R * t, acc[t]);
 }
 
-/* F(k, ...) with the constant k = nx (1..CPU_RP_NX), as avx512.c's
- * KQ_SWITCH, so that the loops over activation rows unroll. */
-#define RP_SWITCH(nx, F, ...)                                                  \
-	switch (nx) {                                                          \
-	case 1: F(1, __VA_ARGS__); break;                                      \
-	case 2: F(2, __VA_ARGS__); break;                                      \
-	case 3: F(3, __VA_ARGS__); break;                                      \
-	case 4: F(4, __VA_ARGS__); break;                                      \
-	case 5: F(5, __VA_ARGS__); break;                                      \
-	case 6: F(6, __VA_ARGS__); break;                                      \
-	case 7: F(7, __VA_ARGS__); break;                                      \
-	default: F(8, __VA_ARGS__); break;                                     \
-	}
 
 static void
 gemm_q2_K(int64_t n, const uint8_t *group, const void *x, size_t x_stride, int nx, float *out)

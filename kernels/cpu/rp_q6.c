@@ -42,7 +42,6 @@
 #include "kernels/cpu/rp_simd.h"
 #include "kernels/quant_blocks.h"
 
-#define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* Unrolls the short loops over registers (see avx512.c's KQ_UNROLL);
  * RP_UNROLL2 a longer loop twice. */
@@ -269,18 +268,6 @@ q6_gemm(const int nx, int64_t n, const uint8_t *group, const void *x, size_t xs,
 		_mm512_storeu_ps(out + (size_t)t * R, acc[t]);
 }
 
-/* F(k, ...) with the constant k = nx (1..CPU_RP_NX). */
-#define RP_SWITCH(nx, F, ...)                                                  \
-	switch (nx) {                                                          \
-	case 1: F(1, __VA_ARGS__); break;                                      \
-	case 2: F(2, __VA_ARGS__); break;                                      \
-	case 3: F(3, __VA_ARGS__); break;                                      \
-	case 4: F(4, __VA_ARGS__); break;                                      \
-	case 5: F(5, __VA_ARGS__); break;                                      \
-	case 6: F(6, __VA_ARGS__); break;                                      \
-	case 7: F(7, __VA_ARGS__); break;                                      \
-	default: F(8, __VA_ARGS__); break;                                     \
-	}
 
 static void
 gemm_q6_K(int64_t n, const uint8_t *group, const void *x, size_t x_stride, int nx, float *out)
