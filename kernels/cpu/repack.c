@@ -5,6 +5,7 @@
  */
 #include "kernels/cpu/repack.h"
 
+#include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -102,9 +103,15 @@ ktx_cpu_rp_unpack_row(uint32_t wtype, int64_t n, const void *w, int64_t r, void 
 	return 0;
 }
 
-/* Group g's outputs for output rows [t0, t0 + k) into y: the gemm over
- * their k * nsub activation rows, sub-rows summed from s = 0 up. */
-static void
+/*
+ * Group g's outputs for output rows [t0, t0 + k) into y: the gemm over
+ * their k * nsub activation rows, sub-rows summed from s = 0 up, a whole
+ * 16-float vector at a time, as the gemm stored them (lane by lane the
+ * same additions). Only called at the AVX-512 level, where the gemms are.
+ */
+_Static_assert(KTX_CPU_RP_ROWS == 16, "a group's outputs are one vector of 16 floats");
+
+__attribute__((target("avx512f"))) static void
 rp_chunk(const struct cpu_rp_ops *ops, int64_t n, const uint8_t *grp, const uint8_t *xq,
     size_t xs, int64_t t0, int k, int nsub, float *y, size_t ys)
 {
@@ -112,15 +119,12 @@ rp_chunk(const struct cpu_rp_ops *ops, int64_t n, const uint8_t *grp, const uint
 
 	ops->gemm(n, grp, xq + (size_t)(t0 * nsub) * xs, xs, k * nsub, out);
 	for (int t = 0; t < k; t++) {
-		float *yt = y + (size_t)(t0 + t) * ys;
+		const float *o = out + t * nsub * KTX_CPU_RP_ROWS;
+		__m512 sum = _mm512_loadu_ps(o);
 
-		for (int r = 0; r < KTX_CPU_RP_ROWS; r++) {
-			float sum = out[t * nsub * KTX_CPU_RP_ROWS + r];
-
-			for (int s = 1; s < nsub; s++)
-				sum += out[(t * nsub + s) * KTX_CPU_RP_ROWS + r];
-			yt[r] = sum;
-		}
+		for (int s = 1; s < nsub; s++)
+			sum = _mm512_add_ps(sum, _mm512_loadu_ps(o + s * KTX_CPU_RP_ROWS));
+		_mm512_storeu_ps(y + (size_t)(t0 + t) * ys, sum);
 	}
 }
 
