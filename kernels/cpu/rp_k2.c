@@ -54,6 +54,7 @@
 #endif
 
 #include <immintrin.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -293,14 +294,7 @@ q3_words(uint8_t *scales, uint32_t w[3], int to_words)
 	}
 }
 
-/* Stores word k of row r into vector k at dst, or loads it back. */
-static void
-put_words(uint8_t *dst, int r, const uint32_t *words, int nw)
-{
-	for (int k = 0; k < nw; k++)
-		put32(dst + VEC * k + 4 * r, words[k]);
-}
-
+/* Loads word k of row r from vector k at src. */
 static void
 get_words(const uint8_t *src, int r, uint32_t *words, int nw)
 {
@@ -308,26 +302,135 @@ get_words(const uint8_t *src, int r, uint32_t *words, int nw)
 		words[k] = get32(src + VEC * k + 4 * r);
 }
 
+/*
+ * Packing runs on all sixteen rows of a block-group at once: word m of
+ * each row's block is staged as lane r of vector m (a 16 x nw transpose
+ * through memory), and the same shifts and masks as above then make all
+ * sixteen words of an output vector in one operation. The scalar helpers
+ * stay for unpack, which wants a single row.
+ */
+typedef uint32_t vu32 __attribute__((vector_size(VEC)));
+
+/* The most words staged per block: Q3_K's hmask, qs and scales. */
+#define STAGE_MAX 27
+
+/* Word m of each row's block at byte off into lane r of v[m], m < nw
+ * (nw <= STAGE_MAX). */
+static inline void
+stage_words(const uint8_t *rows, size_t row_bytes, size_t off, int nw, vu32 *v)
+{
+	uint32_t t[STAGE_MAX][R];
+
+	for (int r = 0; r < R; r++)
+		for (int m = 0; m < nw; m++)
+			t[m][r] = get32(rows + (size_t)r * row_bytes + off + 4 * (size_t)m);
+	for (int m = 0; m < nw; m++)
+		memcpy(&v[m], t[m], VEC);
+}
+
+static inline void
+store_vecs(uint8_t *dst, const vu32 *v, int nv)
+{
+	for (int k = 0; k < nv; k++)
+		memcpy(dst + VEC * k, &v[k], VEC);
+}
+
+/* Swaps the bits under mask << d of *a with those under mask of *b (a
+ * delta swap; mask and mask << d must not overlap). */
+static inline void
+swap_bits(vu32 *a, vu32 *b, int d, uint32_t mask)
+{
+	vu32 t = ((*a >> d) ^ *b) & mask;
+
+	*b ^= t;
+	*a ^= t << d;
+}
+
+/* crumb_words(to_words) on sixteen rows: qs words in, crumb words out. The
+ * 4 x 4 crumb transpose of crumbs_t4 as two rounds of swaps. */
+static inline void
+crumb_vecs(const vu32 *qs, vu32 *words)
+{
+	for (int c = 0; c < 4; c++) {
+		vu32 a[4] = { qs[4 * c], qs[4 * c + 1], qs[4 * c + 2], qs[4 * c + 3] };
+
+		swap_bits(&a[0], &a[2], 4, 0x0f0f0f0fu);
+		swap_bits(&a[1], &a[3], 4, 0x0f0f0f0fu);
+		swap_bits(&a[0], &a[1], 2, 0x33333333u);
+		swap_bits(&a[2], &a[3], 2, 0x33333333u);
+		for (int k = 0; k < 4; k++)
+			words[8 * (c / 2) + 2 * k + (c & 1)] = a[k];
+	}
+}
+
+/* q2_pair_words(to_words) on sixteen rows: word 2 p + h takes crumbs
+ * 2 h and 2 h + 1 of both sub-blocks 2 p + e, interleaved by e. A nibble
+ * swap between the pair's two words gathers each word's four crumbs, and
+ * exchanging crumbs 1 and 2 of every byte puts them in order. */
+static inline void
+q2_pair_vecs(vu32 *w)
+{
+	for (int p = 0; p < 8; p++) {
+		vu32 a = w[2 * p], b = w[2 * p + 1];
+
+		/* a: crumbs a0 a1 a2 a3, b: b0 b1 b2 b3 (sub-blocks 2 p, 2 p + 1)
+		 * out[0] = a0 b0 a1 b1, out[1] = a2 b2 a3 b3 */
+		swap_bits(&a, &b, 4, 0x0f0f0f0fu); /* a: a0 a1 b0 b1, b: a2 a3 b2 b3 */
+		w[2 * p] = (a & 0xc3c3c3c3u) | ((a >> 2) & 0x0c0c0c0cu) |
+		    ((a << 2) & 0x30303030u);
+		w[2 * p + 1] = (b & 0xc3c3c3c3u) | ((b >> 2) & 0x0c0c0c0cu) |
+		    ((b << 2) & 0x30303030u);
+	}
+}
+
+/* Low nibbles of the four bytes of s, packed into bits 0..15. */
+static inline vu32
+lo_nibbles(vu32 s)
+{
+	vu32 x = s & 0x0f0f0f0fu;
+
+	x = (x | x >> 4) & 0x00ff00ffu;
+	return (x | x >> 8) & 0xffffu;
+}
+
+/* q2_words(to_words) on sixteen rows, from the four scale-byte words. */
+static inline void
+q2_vecs(const vu32 *s, vu32 *sc, vu32 *mn)
+{
+	for (int w = 0; w < 2; w++) {
+		/* high nibbles h0..h3 of a word: h0 | h2 << 4 in bits 0..7 of
+		 * z, h1 | h3 << 4 in bits 8..15 (even, odd sub-blocks) */
+		vu32 ya = (s[2 * w] >> 4) & 0x0f0f0f0fu, yb = (s[2 * w + 1] >> 4) & 0x0f0f0f0fu;
+		vu32 za = ya | ya >> 12, zb = yb | yb >> 12;
+
+		sc[w] = lo_nibbles(s[2 * w]) | lo_nibbles(s[2 * w + 1]) << 16;
+		mn[w] = (za & 0xffu) | (zb & 0xffu) << 8 | (za & 0xff00u) << 8 |
+		    (zb & 0xff00u) << 16;
+	}
+}
+
 static void
 pack_q2_K(int64_t n, const uint8_t *rows, size_t row_bytes, uint8_t *group)
 {
 	for (int64_t i = 0; i < n / QK_K; i++) {
 		uint8_t *bg = group + (size_t)i * Q2_BG;
+		size_t off = (size_t)i * sizeof(struct block_q2_K);
+		vu32 v[20], q[16], sc[2], mn[2];
 
+		/* words 0..3 scales, 4..19 qs; d and dmin after them */
+		stage_words(rows, row_bytes, off, 20, v);
 		for (int r = 0; r < R; r++) {
-			struct block_q2_K a;
-			uint32_t q[16], sc[2], mn[2];
+			const uint8_t *a = rows + (size_t)r * row_bytes + off;
 
-			memcpy(&a, rows + (size_t)r * row_bytes + (size_t)i * sizeof(a), sizeof(a));
-			memcpy(bg + Q2_D + 2 * r, &a.d, 2);
-			memcpy(bg + Q2_DMIN + 2 * r, &a.dmin, 2);
-			q2_words(a.scales, sc, mn, 1);
-			put_words(bg + Q2_SC, r, sc, 2);
-			put_words(bg + Q2_MIN, r, mn, 2);
-			crumb_words(a.qs, q, 1);
-			q2_pair_words(q, 1);
-			put_words(bg + Q2_QS, r, q, 16);
+			memcpy(bg + Q2_D + 2 * r, a + offsetof(struct block_q2_K, d), 2);
+			memcpy(bg + Q2_DMIN + 2 * r, a + offsetof(struct block_q2_K, dmin), 2);
 		}
+		q2_vecs(v, sc, mn);
+		store_vecs(bg + Q2_SC, sc, 2);
+		store_vecs(bg + Q2_MIN, mn, 2);
+		crumb_vecs(v + 4, q);
+		q2_pair_vecs(q);
+		store_vecs(bg + Q2_QS, q, 16);
 	}
 }
 
@@ -351,25 +454,68 @@ unpack_q2_K(int64_t n, const uint8_t *group, int r, uint8_t *row)
 	}
 }
 
+/* hbit_words(to_words) on sixteen rows: bit j of byte b of word k is bit
+ * k of byte b of hmask word j, an 8 x 8 bit transpose per byte of the
+ * eight words, in three rounds of swaps. */
+static inline void
+hbit_vecs(vu32 *h)
+{
+	static const uint32_t mask[3] = { 0x0f0f0f0fu, 0x33333333u, 0x55555555u };
+
+	for (int l = 0, d = 4; d > 0; l++, d /= 2)
+		for (int k = 0; k < 8; k++)
+			if (!(k & d))
+				swap_bits(&h[k], &h[k + d], d, mask[l]);
+}
+
+/* Byte n of the scale bytes staged in s. */
+static inline vu32
+sbyte(const vu32 *s, int n)
+{
+	return (s[n / 4] >> 8 * (n % 4)) & 0xffu;
+}
+
+/* q3_words(to_words) on sixteen rows, from the three scale-byte words. */
+static inline void
+q3_vecs(const vu32 *s, vu32 *w)
+{
+	vu32 v[16];
+
+	for (int j = 0; j < 16; j++) {
+		vu32 lo = j < 8 ? sbyte(s, j) & 0x0fu : sbyte(s, j - 8) >> 4;
+		vu32 hi = (sbyte(s, 8 + j % 4) >> 2 * (j / 4)) & 3u;
+
+		v[j] = (lo | hi << 4) ^ 32u;
+	}
+	w[0] = w[1] = w[2] = (vu32){ 0 };
+	for (int j = 0; j < 12; j++)
+		w[j / 4] |= v[j] << (16 * (j & 1) + 6 * ((j / 2) & 1));
+	for (int j = 12; j < 16; j++) {
+		w[(j / 2) & 1] |= (v[j] & 0x0fu) << (16 * (j & 1) + 12);
+		w[2] |= (v[j] >> 4) << (16 * (j & 1) + 12 + 2 * ((j / 2) & 1));
+	}
+}
+
 static void
 pack_q3_K(int64_t n, const uint8_t *rows, size_t row_bytes, uint8_t *group)
 {
 	for (int64_t i = 0; i < n / QK_K; i++) {
 		uint8_t *bg = group + (size_t)i * Q3_BG;
+		size_t off = (size_t)i * sizeof(struct block_q3_K);
+		vu32 v[27], q[16], sc[3];
 
-		for (int r = 0; r < R; r++) {
-			struct block_q3_K a;
-			uint32_t q[16], h[8], sc[3];
-
-			memcpy(&a, rows + (size_t)r * row_bytes + (size_t)i * sizeof(a), sizeof(a));
-			memcpy(bg + Q3_D + 2 * r, &a.d, 2);
-			q3_words(a.scales, sc, 1);
-			put_words(bg + Q3_SC, r, sc, 3);
-			crumb_words(a.qs, q, 1);
-			put_words(bg + Q3_QS, r, q, 16);
-			hbit_words(a.hmask, h, 1);
-			put_words(bg + Q3_HM, r, h, 8);
-		}
+		/* words 0..7 hmask, 8..23 qs, 24..26 scales; d, the block's last
+		 * two bytes, is copied alone so as not to read past the row */
+		stage_words(rows, row_bytes, off, 27, v);
+		for (int r = 0; r < R; r++)
+			memcpy(bg + Q3_D + 2 * r, rows + (size_t)r * row_bytes + off +
+			    offsetof(struct block_q3_K, d), 2);
+		q3_vecs(v + 24, sc);
+		store_vecs(bg + Q3_SC, sc, 3);
+		crumb_vecs(v + 8, q);
+		store_vecs(bg + Q3_QS, q, 16);
+		hbit_vecs(v);
+		store_vecs(bg + Q3_HM, v, 8);
 	}
 }
 
