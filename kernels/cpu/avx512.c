@@ -98,7 +98,6 @@ dot_q4_0(int64_t n, const void *w, const void *x)
  * computed alone or with other activation rows.
  */
 
-#define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* Unrolls a short loop over registers (unpacked levels, accumulators), so
  * that they stay in registers: GCC keeps an array it indexes in a loop in
@@ -451,18 +450,6 @@ kq_gemm(int64_t n, int64_t nb, int64_t chunk, int64_t rows, const uint8_t *w, si
 	}
 }
 
-/* F(k, ...) with the constant k = nx (1..KQ_ROWS). */
-#define KQ_SWITCH(nx, F, ...)                                                  \
-	switch (nx) {                                                          \
-	case 1: F(1, __VA_ARGS__); break;                                      \
-	case 2: F(2, __VA_ARGS__); break;                                      \
-	case 3: F(3, __VA_ARGS__); break;                                      \
-	case 4: F(4, __VA_ARGS__); break;                                      \
-	case 5: F(5, __VA_ARGS__); break;                                      \
-	case 6: F(6, __VA_ARGS__); break;                                      \
-	case 7: F(7, __VA_ARGS__); break;                                      \
-	default: F(8, __VA_ARGS__); break;                                     \
-	}
 
 /*
  * Per K-quant type: span (blocks i0..i1-1 of one weight row for nx
@@ -535,7 +522,7 @@ kq_gemm(int64_t n, int64_t nb, int64_t chunk, int64_t rows, const uint8_t *w, si
 	static void                                                            \
 	dotn_##T(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) \
 	{                                                                      \
-		KQ_SWITCH(nx, rows_##T, n, w, x, xs, out)                      \
+		CPU_NX_SWITCH(nx, rows_##T, n, w, x, xs, out)                      \
 	}                                                                      \
                                                                                \
 	static void                                                            \
@@ -543,7 +530,7 @@ kq_gemm(int64_t n, int64_t nb, int64_t chunk, int64_t rows, const uint8_t *w, si
 	    size_t xs, int nx, struct kacc *st)                                \
 	{                                                                      \
 		(void)n;                                                       \
-		KQ_SWITCH(nx, step_##T, w, i0, i1, x, xs, st)                  \
+		CPU_NX_SWITCH(nx, step_##T, w, i0, i1, x, xs, st)                  \
 	}                                                                      \
                                                                                \
 	static void                                                            \
@@ -639,14 +626,14 @@ dot_q8_0(int64_t n, const void *w, const void *x)
 static void
 dotn_q8_0(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out)
 {
-	KQ_SWITCH(nx, rows_q8_0, n, w, x, xs, out)
+	CPU_NX_SWITCH(nx, rows_q8_0, n, w, x, xs, out)
 }
 
 static void
 pass_q8_0(const void *w, int64_t n, int64_t i0, int64_t i1, const void *x, size_t xs, int nx,
     struct kacc *st)
 {
-	KQ_SWITCH(nx, step_q8_0, w, n / QK8_0, i0, i1, x, xs, st)
+	CPU_NX_SWITCH(nx, step_q8_0, w, n / QK8_0, i0, i1, x, xs, st)
 }
 
 static void

@@ -26,6 +26,24 @@ typedef void (*cpu_gemm_fn)(int64_t n, int64_t rows, const void *w, size_t w_str
 
 #define CPU_DOTN_MAX 4
 
+/* Kernel bodies meant to fold into their constant-nx callers. */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* F(k, ...) with the constant k = nx (1..8; more goes as 8), for the ISA
+ * files: their loops over activation rows unroll and the accumulators stay
+ * in registers. */
+#define CPU_NX_SWITCH(nx, F, ...)                                              \
+	switch (nx) {                                                          \
+	case 1: F(1, __VA_ARGS__); break;                                      \
+	case 2: F(2, __VA_ARGS__); break;                                      \
+	case 3: F(3, __VA_ARGS__); break;                                      \
+	case 4: F(4, __VA_ARGS__); break;                                      \
+	case 5: F(5, __VA_ARGS__); break;                                      \
+	case 6: F(6, __VA_ARGS__); break;                                      \
+	case 7: F(7, __VA_ARGS__); break;                                      \
+	default: F(8, __VA_ARGS__); break;                                     \
+	}
+
 struct cpu_kernels {
 	cpu_dot_fn dot[KTX_TYPE_COUNT_];
 	cpu_dotn_fn dotn[KTX_TYPE_COUNT_];      /* NULL: dot per activation row */

@@ -762,13 +762,13 @@ gemm_q3_K_n(const int nx, int64_t n, const uint8_t *g, const void *x, size_t xs,
 static void
 gemm_q2_K(int64_t n, const uint8_t *group, const void *x, size_t x_stride, int nx, float *out)
 {
-	RP_SWITCH(nx, gemm_q2_K_n, n, group, x, x_stride, out)
+	CPU_NX_SWITCH(nx, gemm_q2_K_n, n, group, x, x_stride, out)
 }
 
 static void
 gemm_q3_K(int64_t n, const uint8_t *group, const void *x, size_t x_stride, int nx, float *out)
 {
-	RP_SWITCH(nx, gemm_q3_K_n, n, group, x, x_stride, out)
+	CPU_NX_SWITCH(nx, gemm_q3_K_n, n, group, x, x_stride, out)
 }
 
 const struct cpu_rp_ops cpu_rp_q2_K = {

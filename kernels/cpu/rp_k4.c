@@ -334,13 +334,13 @@ k4_gemm(const int nx, int q5, int64_t n, const uint8_t *group, const void *x, si
 static void
 gemm_q4_K(int64_t n, const uint8_t *group, const void *x, size_t x_stride, int nx, float *out)
 {
-	RP_SWITCH(nx, k4_gemm, 0, n, group, x, x_stride, out)
+	CPU_NX_SWITCH(nx, k4_gemm, 0, n, group, x, x_stride, out)
 }
 
 static void
 gemm_q5_K(int64_t n, const uint8_t *group, const void *x, size_t x_stride, int nx, float *out)
 {
-	RP_SWITCH(nx, k4_gemm, 1, n, group, x, x_stride, out)
+	CPU_NX_SWITCH(nx, k4_gemm, 1, n, group, x, x_stride, out)
 }
 
 const struct cpu_rp_ops cpu_rp_q4_K = {

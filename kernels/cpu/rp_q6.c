@@ -272,7 +272,7 @@ q6_gemm(const int nx, int64_t n, const uint8_t *group, const void *x, size_t xs,
 static void
 gemm_q6_K(int64_t n, const uint8_t *group, const void *x, size_t x_stride, int nx, float *out)
 {
-	RP_SWITCH(nx, q6_gemm, n, group, x, x_stride, out)
+	CPU_NX_SWITCH(nx, q6_gemm, n, group, x, x_stride, out)
 }
 
 const struct cpu_rp_ops cpu_rp_q6_K = {

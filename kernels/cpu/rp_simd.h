@@ -1,6 +1,6 @@
 /*
  * rp_simd.h - what the repacked kernels (kernels/cpu/rp_*.c) share: the
- * switch to a constant activation-row count and the broadcast vpdpbusd.
+ * broadcast vpdpbusd.
  * Include it after the file's AVX-512 target pragma and <immintrin.h>: the
  * inline function takes the including file's instruction set.
  */
@@ -9,22 +9,7 @@
 
 #include <stdint.h>
 
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-/* F(k, ...) with the constant k = nx (1..CPU_RP_NX), as avx512.c's
- * KQ_SWITCH: the loops over activation rows unroll and their accumulators
- * stay in registers. */
-#define RP_SWITCH(nx, F, ...)                                                  \
-	switch (nx) {                                                          \
-	case 1: F(1, __VA_ARGS__); break;                                      \
-	case 2: F(2, __VA_ARGS__); break;                                      \
-	case 3: F(3, __VA_ARGS__); break;                                      \
-	case 4: F(4, __VA_ARGS__); break;                                      \
-	case 5: F(5, __VA_ARGS__); break;                                      \
-	case 6: F(6, __VA_ARGS__); break;                                      \
-	case 7: F(7, __VA_ARGS__); break;                                      \
-	default: F(8, __VA_ARGS__); break;                                     \
-	}
+#include "kernels/cpu/cpu_impl.h"
 
 /*
  * acc + vpdpbusd(w, the 4 bytes at p in every 32-bit lane): the bytes are
