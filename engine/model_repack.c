@@ -27,7 +27,11 @@ repackable(const struct ktx_wt *w)
 	    w->ne[1] % KTX_CPU_RP_ROWS == 0;
 }
 
-/* Collects the candidates of m into list (room for all); returns how many. */
+/* Candidate matrices per layer (the array in candidates()). */
+#define LAYER_CANDIDATES 14
+
+/* Collects the candidates of m into list (room for LAYER_CANDIDATES per
+ * layer and the head); returns how many. */
 static size_t
 candidates(struct ktx_model *m, struct ktx_wt **list)
 {
@@ -35,9 +39,9 @@ candidates(struct ktx_model *m, struct ktx_wt **list)
 
 	for (uint32_t il = 0; il < m->hp.n_layer; il++) {
 		struct ktx_layer *L = &m->layers[il];
-		struct ktx_wt *w[] = { &L->q, &L->q_a, &L->q_b, &L->kv_a, &L->attn_out,
-			&L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->gate_exps, &L->up_exps,
-			&L->down_exps, &L->gate_shexp, &L->up_shexp, &L->down_shexp };
+		struct ktx_wt *w[LAYER_CANDIDATES] = { &L->q, &L->q_a, &L->q_b, &L->kv_a,
+			&L->attn_out, &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->gate_exps,
+			&L->up_exps, &L->down_exps, &L->gate_shexp, &L->up_shexp, &L->down_shexp };
 
 		for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
 			if (repackable(w[i]))
@@ -51,7 +55,7 @@ candidates(struct ktx_model *m, struct ktx_wt **list)
 int
 ktx_model_repack(struct ktx_model *m, struct ktx_err *err)
 {
-	struct ktx_wt **list = malloc(((size_t)m->hp.n_layer * 14 + 1) * sizeof(*list));
+	struct ktx_wt **list = malloc(((size_t)m->hp.n_layer * LAYER_CANDIDATES + 1) * sizeof(*list));
 	size_t n, nmat = 0, *first;
 	int failed = 0;
 

@@ -47,3 +47,21 @@ class Tap:
 def run(args, **kw):
     """Runs a command, returns CompletedProcess (bytes unless text=True)."""
     return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def ktx_run(args):
+    """ktx-run on 2 threads with args."""
+    return run([program("ktx-run"), "-t", "2"] + args)
+
+
+def ktx_logits(gguf, ids, out, extra):
+    """The raw float32 logits of token list ids (a comma string) through
+    ktx-run --logits with extra options, via the scratch file out; b"" when
+    the run fails."""
+    r = ktx_run(["-m", gguf, "--tokens", ids, "--logits", out] + extra)
+    if r.returncode != 0:
+        return b""
+    with open(out, "rb") as f:
+        data = f.read()
+    os.unlink(out)
+    return data

@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 
-from ktxtest import ORACLE, Tap, program, run
+from ktxtest import ORACLE, Tap, ktx_logits, ktx_run
 
 FLOAT_TYPES = {"F32", "F16", "BF16"}
 # Float models: a wrong conversion (a bad exponent or byte order) moves
@@ -24,26 +24,12 @@ FLOAT_TYPES = {"F32", "F16", "BF16"}
 FLOAT_BOUND = {"f16": 1e-5, "bf16": 1e-3}
 
 
-def ktx(args):
-    return run([program("ktx-run"), "-t", "2"] + args)
-
-
 def kl(gguf, ids, ref, ctype):
-    r = ktx(["-m", gguf, "--kl-divergence", "--path", "fast", "--tokens", ids,
+    r = ktx_run(["-m", gguf, "--kl-divergence", "--path", "fast", "--tokens", ids,
              "--kl-reference", ref, "--cache-type", ctype])
     if r.returncode != 0:
         return None, r.stderr.decode()
     return json.loads(r.stdout.decode()), ""
-
-
-def logits(gguf, ids, out, extra):
-    r = ktx(["-m", gguf, "--tokens", ids, "--logits", out] + extra)
-    if r.returncode != 0:
-        return b""
-    with open(out, "rb") as f:
-        data = f.read()
-    os.unlink(out)
-    return data
 
 
 def main():
@@ -88,16 +74,16 @@ def main():
     ids = ",".join(str(i) for i in p["tokens"])
     tmp = tempfile.mkdtemp(prefix="ktx-cache-")
     out = os.path.join(tmp, "l.f32")
-    default = logits(gguf, ids, out, [])
-    f32 = logits(gguf, ids, out, ["--cache-type", "f32"])
-    f16 = logits(gguf, ids, out, ["--cache-type", "f16"])
+    default = ktx_logits(gguf, ids, out, [])
+    f32 = ktx_logits(gguf, ids, out, ["--cache-type", "f32"])
+    f16 = ktx_logits(gguf, ids, out, ["--cache-type", "f16"])
     tap.ok(default and default == f32, name + ": f32 is the default cache type")
     tap.ok(f16 and f16 != f32, name + ": --cache-type f16 changes the fast path's logits")
-    ref = logits(gguf, ids, out, ["--path", "ref"])
-    ref16 = logits(gguf, ids, out, ["--path", "ref", "--cache-type", "bf16"])
+    ref = ktx_logits(gguf, ids, out, ["--path", "ref"])
+    ref16 = ktx_logits(gguf, ids, out, ["--path", "ref", "--cache-type", "bf16"])
     tap.ok(ref and ref == ref16, name + ": the reference path keeps float32")
     os.rmdir(tmp)
-    r = ktx(["-m", gguf, "--tokens", ids, "--greedy", "1", "--cache-type", "f8"])
+    r = ktx_run(["-m", gguf, "--tokens", ids, "--greedy", "1", "--cache-type", "f8"])
     tap.ok(r.returncode == 2 and b"--cache-type" in r.stderr, "--cache-type f8 is a usage error",
            r.stderr.decode())
     for line in summary:

@@ -16,11 +16,7 @@ import os
 import sys
 import tempfile
 
-from ktxtest import ORACLE, Tap, program, run
-
-
-def ktx(args):
-    return run([program("ktx-run"), "-t", "2"] + args)
+from ktxtest import ORACLE, Tap, ktx_logits, ktx_run
 
 
 def avx512():
@@ -29,16 +25,6 @@ def avx512():
     with open("/proc/cpuinfo") as f:
         flags = f.read()
     return all(f in flags for f in (" avx512f", " avx512bw", " avx512vl", " avx512_vnni"))
-
-
-def logits(gguf, ids, out, extra):
-    r = ktx(["-m", gguf, "--tokens", ids, "--logits", out] + extra)
-    if r.returncode != 0:
-        return b""
-    with open(out, "rb") as f:
-        data = f.read()
-    os.unlink(out)
-    return data
 
 
 def main():
@@ -54,13 +40,13 @@ def main():
     for name in sorted(index):
         gguf = os.path.join(ORACLE, "models", name + ".gguf")
         keep = ["--no-repack"]
-        got = {mode: logits(gguf, ids, out, keep +
+        got = {mode: ktx_logits(gguf, ids, out, keep +
                             ([] if mode == "default" else ["--load", mode]))
                for mode in ("default", "read", "mmap")}
         tap.ok(got["read"] and got["read"] == got["mmap"] == got["default"],
                "%s --no-repack: read, mmap and the default give the same logits" % name)
-        ref = logits(gguf, ids, out, ["--path", "ref"])
-        tap.ok(ref and ref == logits(gguf, ids, out, ["--path", "ref", "--load", "mmap"]),
+        ref = ktx_logits(gguf, ids, out, ["--path", "ref"])
+        tap.ok(ref and ref == ktx_logits(gguf, ids, out, ["--path", "ref", "--load", "mmap"]),
                "%s --path ref: repacking never touches the reference path" % name)
     os.rmdir(tmp)
 
@@ -69,7 +55,7 @@ def main():
     gguf = os.path.join(ORACLE, "models", "v3ud-q2kxl.gguf")
     rp = {}
     for mode, extra in (("read", []), ("mmap", []), ("read", ["--no-repack"])):
-        r = ktx(["-m", gguf, "--bench", "--prompt-tokens", "4", "--gen-tokens", "2",
+        r = ktx_run(["-m", gguf, "--bench", "--prompt-tokens", "4", "--gen-tokens", "2",
                  "--load", mode] + extra)
         try:
             js = json.loads(r.stdout.decode())
@@ -83,11 +69,11 @@ def main():
            "nothing is repacked when mapped or with --no-repack (%s)" % rp)
     tap.ok(rp["read"] > 0 or not avx512(),
            "read weights are repacked on this CPU (%s bytes)" % rp["read"])
-    r = ktx(["-m", gguf, "--tokens", ids, "--greedy", "1", "--load", "ram"])
+    r = ktx_run(["-m", gguf, "--tokens", ids, "--greedy", "1", "--load", "ram"])
     tap.ok(r.returncode == 2 and b"--load" in r.stderr, "--load ram is a usage error",
            r.stderr.decode())
     for mode in ("read", "mmap"):
-        r = ktx(["-m", "/nonexistent/m.gguf", "--tokens", "1", "--greedy", "1",
+        r = ktx_run(["-m", "/nonexistent/m.gguf", "--tokens", "1", "--greedy", "1",
                  "--load", mode])
         tap.ok(r.returncode == 1 and b"/nonexistent/m.gguf" in r.stderr,
                "--load %s names a missing file" % mode, r.stderr.decode())
