@@ -26,7 +26,8 @@
  * the output weights (the largest matrix a token meets): the sessions of a
  * batched decode step share one pass. Rows go straight into the items'
  * buffers when those follow each other in memory (a prompt's positions),
- * else through a scratch block. hbuf holds n rows of n_embd.
+ * else through a scratch block (released with the pass's arena). hbuf holds
+ * n rows of n_embd.
  */
 static int
 head(struct ktx_model *m, const struct ktx_fwd_item *items, size_t n, const float *x,
@@ -54,8 +55,8 @@ head(struct ktx_model *m, const struct ktx_fwd_item *items, size_t n, const floa
 		}
 		y = chunk[0]->logits;
 		if (!packed) {
-			if (scratch == NULL && (scratch = malloc(HEAD_ROWS * nv * sizeof(float))) ==
-			    NULL) {
+			if (scratch == NULL && (scratch = ktx_arena_array(m->scratch, HEAD_ROWS * nv,
+			    sizeof(float))) == NULL) {
 				rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for %d rows of logits",
 				    HEAD_ROWS);
 				break;
@@ -69,7 +70,6 @@ head(struct ktx_model *m, const struct ktx_fwd_item *items, size_t n, const floa
 		for (k = 0; !packed && k < c; k++)
 			memcpy(chunk[k]->logits, scratch + k * nv, nv * sizeof(float));
 	}
-	free(scratch);
 	return rc;
 }
 
@@ -85,10 +85,10 @@ ktx_forward(struct ktx_model *m, const struct ktx_fwd_item *items, size_t n,
 
 	if (n == 0)
 		return 0;
-	x = malloc(n * e * sizeof(float));
-	h = malloc(n * e * sizeof(float));
-	a = malloc(n * e * sizeof(float));
-	buf = malloc(e * sizeof(float));
+	x = ktx_arena_array(m->scratch, n * e, sizeof(float));
+	h = ktx_arena_array(m->scratch, n * e, sizeof(float));
+	a = ktx_arena_array(m->scratch, n * e, sizeof(float));
+	buf = ktx_arena_array(m->scratch, e, sizeof(float));
 	if (x == NULL || h == NULL || a == NULL || buf == NULL) {
 		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for a batch of %zu tokens", n);
 		goto out;
@@ -130,9 +130,7 @@ ktx_forward(struct ktx_model *m, const struct ktx_fwd_item *items, size_t n,
 	/* ---- output head ---- */
 	rc = head(m, items, n, x, h, err);
 out:
-	free(x);
-	free(h);
-	free(a);
-	free(buf);
+	/* Every buffer of the pass came from the arena: all released. */
+	ktx_arena_reset(m->scratch);
 	return rc;
 }

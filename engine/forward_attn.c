@@ -110,7 +110,8 @@ uk_apply(const struct ktx_model *m, const struct ktx_layer *L, uint32_t h, bool 
 	 * calling thread: heads run in parallel). */
 	if (rows_nope != transposed) {
 		if (m->compute == KTX_PATH_FAST && fwd_fast_has(w))
-			return fwd_fast_matmul(m, w, i2, row0, nrows, x, xs, n, y, ys, 1, err);
+			return fwd_fast_matmul(m, w, i2, row0, nrows, x, xs, n, y, ys, 1, NULL,
+			    err);
 		return fwd_matmul_rows(w, i2, row0, nrows, x, xs, n, y, ys, rowbuf, err);
 	}
 	return fwd_matmul_t_rows(w, i2, row0, nrows, x, xs, n, y, ys, rowbuf, acc, err);
@@ -126,7 +127,8 @@ uv_apply(const struct ktx_model *m, const struct ktx_layer *L, uint32_t h, const
 
 	uv_of(m, L, h, &w, &i2, &row0);
 	if (m->compute == KTX_PATH_FAST && fwd_fast_has(w))
-		return fwd_fast_matmul(m, w, i2, row0, m->hp.v_head, x, xs, n, y, ys, 1, err);
+		return fwd_fast_matmul(m, w, i2, row0, m->hp.v_head, x, xs, n, y, ys, 1, NULL,
+		    err);
 	return fwd_matmul_rows(w, i2, row0, m->hp.v_head, x, xs, n, y, ys, rowbuf, err);
 }
 
@@ -298,14 +300,15 @@ attend_absorbed(struct ktx_model *m, const struct ktx_layer *L, uint32_t il,
 	const struct ktx_hparams *hp = &m->hp;
 	size_t dq = hp->qk_nope + hp->qk_rope, nq = hp->n_head * dq, kl = hp->kv_lora;
 	size_t w = ktx_kv_width(hp), ntask = n * hp->n_head, t, hh;
+	struct ktx_arena_mark mark = ktx_arena_mark(m->scratch);
 	float *qc, *o_lat;
 	int64_t h;
 	int rc = 0, nt_uk, nt_uv;
 
 	nt_uk = ktx_par_threads(m, (double)ntask * hp->qk_nope * kl);
 	nt_uv = ktx_par_threads(m, (double)ntask * hp->v_head * kl);
-	qc = malloc(ntask * w * sizeof(float));
-	o_lat = malloc(ntask * kl * sizeof(float));
+	qc = ktx_arena_array(m->scratch, ntask * w, sizeof(float));
+	o_lat = ktx_arena_array(m->scratch, ntask * kl, sizeof(float));
 	if (qc == NULL || o_lat == NULL) {
 		rc = ktx_err_set(err, KTX_ENOMEM,
 		    "out of memory for latent attention of %zu tokens", n);
@@ -358,8 +361,7 @@ attend_absorbed(struct ktx_model *m, const struct ktx_layer *L, uint32_t il,
 		free(rowbuf);
 	}
 out:
-	free(qc);
-	free(o_lat);
+	ktx_arena_release(m->scratch, mark);
 	return rc;
 }
 
@@ -466,15 +468,16 @@ fwd_attention(struct ktx_model *m, uint32_t il, const struct ktx_fwd_item *items
 	const struct ktx_layer *L = &m->layers[il];
 	size_t e = hp->n_embd, dq = hp->qk_nope + hp->qk_rope, nq = hp->n_head * dq;
 	size_t kvw = ktx_kv_width(hp), nv = (size_t)hp->n_head * hp->v_head, t, first, u;
+	struct ktx_arena_mark mark = ktx_arena_mark(m->scratch);
 	float *q = NULL, *qa = NULL, *kva = NULL, *o = NULL;
 	uint32_t hh;
 	int rc;
 
-	q = malloc(n * nq * sizeof(float));
-	kva = malloc(n * kvw * sizeof(float));
-	o = malloc(n * nv * sizeof(float));
+	q = ktx_arena_array(m->scratch, n * nq, sizeof(float));
+	kva = ktx_arena_array(m->scratch, n * kvw, sizeof(float));
+	o = ktx_arena_array(m->scratch, n * nv, sizeof(float));
 	if (hp->q_lora > 0)
-		qa = malloc(n * hp->q_lora * sizeof(float));
+		qa = ktx_arena_array(m->scratch, n * hp->q_lora, sizeof(float));
 	if (q == NULL || kva == NULL || o == NULL || (hp->q_lora > 0 && qa == NULL)) {
 		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for attention of %zu tokens", n);
 		goto out;
@@ -526,9 +529,6 @@ fwd_attention(struct ktx_model *m, uint32_t il, const struct ktx_fwd_item *items
 	/* [n_head*v -> n_embd] */
 	rc = fwd_matmul(m, &L->attn_out, 0, 0, (int64_t)e, o, nv, n, out, e, err);
 out:
-	free(q);
-	free(qa);
-	free(kva);
-	free(o);
+	ktx_arena_release(m->scratch, mark);
 	return rc;
 }

@@ -54,41 +54,50 @@ fwd_act_free(struct fwd_act *a)
 	a->dot_type = -1;
 }
 
+/* Elements of the largest activation block (Q8_K's). */
+#define ACT_BLOCK_MAX 256
+
 /*
  * One row into its dot type; with nsub 2 the quantized residual follows
- * in the next rb bytes. Returns nonzero on failure (out of memory or a
- * length the quantizer refuses).
+ * in the next rb bytes. The residual is made block by block (blocks are
+ * quantized independently), so no row-sized buffer is needed. Returns
+ * nonzero when the quantizer refuses the length.
  */
 static int
 convert_row(int dt, int nsub, const float *x, uint8_t *dst, size_t rb, int64_t ne)
 {
-	float *r;
-	int64_t i;
-	int bad;
+	const struct ktx_type_traits *tt = ktx_type_traits((uint32_t)dt);
+	float r[ACT_BLOCK_MAX];
+	int64_t qk, b, i;
 
 	if (ktx_cpu_quantize_row((uint32_t)dt, x, dst, ne) != 0)
 		return 1;
 	if (nsub == 1)
 		return 0;
-	if ((r = malloc((size_t)ne * sizeof(float))) == NULL)
+	if (tt == NULL || (qk = tt->block_elems) > ACT_BLOCK_MAX || ne % qk != 0)
 		return 1;
-	bad = ktx_dequantize((uint32_t)dt, dst, r, ne, NULL) != 0;
-	for (i = 0; i < ne && !bad; i++)
-		r[i] = x[i] - r[i];
-	bad = bad || ktx_cpu_quantize_row((uint32_t)dt, r, dst + rb, ne) != 0;
-	free(r);
-	return bad;
+	for (b = 0; b < ne / qk; b++) {
+		const float *xb = x + b * qk;
+		size_t off = (size_t)b * tt->block_bytes;
+
+		if (ktx_dequantize((uint32_t)dt, dst + off, r, qk, NULL) != 0)
+			return 1;
+		for (i = 0; i < qk; i++)
+			r[i] = xb[i] - r[i];
+		if (ktx_cpu_quantize_row((uint32_t)dt, r, dst + rb + off, qk) != 0)
+			return 1;
+	}
+	return 0;
 }
 
 int
-fwd_act_make(struct fwd_act *a, const struct ktx_wt *w, const float *x, size_t xs, size_t n,
-    int64_t ne, struct ktx_err *err)
+fwd_act_alloc(struct fwd_act *a, const struct ktx_wt *w, size_t n, int64_t ne,
+    struct ktx_arena *arena, struct ktx_err *err)
 {
 	enum ktx_type wtype = w->type;
 	int dt = ktx_cpu_dot_type(wtype);
-	size_t rb = ktx_cpu_act_row_bytes(wtype, ne);
-	int64_t t;
-	int bad = 0;
+	size_t rb = ktx_cpu_act_row_bytes(wtype, ne), bytes;
+	uint8_t *p;
 
 	memset(a, 0, sizeof(*a));
 	a->dot_type = -1;
@@ -96,33 +105,63 @@ fwd_act_make(struct fwd_act *a, const struct ktx_wt *w, const float *x, size_t x
 		return ktx_err_set(err, KTX_EUNSUPPORTED,
 		    "no fast kernel for %s rows of %lld elements",
 		    ktx_type_name(wtype), (long long)ne);
+	bytes = n * (size_t)act_nsub(dt, w) * rb + 1;
+	p = arena != NULL ? ktx_arena_alloc(arena, bytes) : malloc(bytes);
+	if (p == NULL)
+		return ktx_err_set(err, KTX_ENOMEM, "out of memory converting %zu activation rows",
+		    n);
 	a->ne = ne;
 	a->row_bytes = rb;
 	a->n = n;
 	a->nsub = act_nsub(dt, w);
+	a->dot_type = dt;
+	a->data = p;
+	a->owned = arena != NULL ? NULL : p;
+	return 0;
+}
+
+int
+fwd_act_fill(struct fwd_act *a, const float *x, size_t xs, struct ktx_err *err)
+{
+	uint8_t *dst = (uint8_t *)a->data;
+	size_t rb = a->row_bytes;
+	int64_t t;
+	int bad = 0;
+
+#pragma omp parallel for schedule(static) reduction(| : bad) \
+    if ((double)a->n * (double)a->ne >= ACT_PARALLEL_MIN)
+	for (t = 0; t < (int64_t)a->n; t++)
+		bad |= convert_row(a->dot_type, a->nsub, x + (size_t)t * xs,
+		    dst + (size_t)t * a->nsub * rb, rb, a->ne);
+	if (bad)
+		return ktx_err_set(err, KTX_EINVAL, "cannot convert activation rows of %lld "
+		    "elements", (long long)a->ne);
+	return 0;
+}
+
+int
+fwd_act_make(struct fwd_act *a, const struct ktx_wt *w, const float *x, size_t xs, size_t n,
+    int64_t ne, struct ktx_arena *arena, struct ktx_err *err)
+{
+	int dt = ktx_cpu_dot_type(w->type);
+	int rc;
+
 	/* Packed float rows are what a float kernel reads: no copy. */
-	if (dt == KTX_TYPE_F32 && (xs == (size_t)ne || n == 1)) {
+	if (dt == KTX_TYPE_F32 && ktx_cpu_act_row_bytes(w->type, ne) != 0 &&
+	    (xs == (size_t)ne || n == 1)) {
+		memset(a, 0, sizeof(*a));
+		a->ne = ne;
+		a->row_bytes = ktx_cpu_act_row_bytes(w->type, ne);
+		a->n = n;
+		a->nsub = 1;
 		a->data = (const uint8_t *)x;
 		a->dot_type = dt;
 		return 0;
 	}
-	a->owned = malloc(n * (size_t)a->nsub * rb + 1);
-	if (a->owned == NULL)
-		return ktx_err_set(err, KTX_ENOMEM, "out of memory converting %zu activation rows",
-		    n);
-#pragma omp parallel for schedule(static) reduction(| : bad) \
-    if ((double)n * (double)ne >= ACT_PARALLEL_MIN)
-	for (t = 0; t < (int64_t)n; t++)
-		bad |= convert_row(dt, a->nsub, x + (size_t)t * xs,
-		    a->owned + (size_t)t * a->nsub * rb, rb, ne);
-	if (bad) {
+	if ((rc = fwd_act_alloc(a, w, n, ne, arena, err)) == 0 &&
+	    (rc = fwd_act_fill(a, x, xs, err)) != 0)
 		fwd_act_free(a);
-		return ktx_err_set(err, KTX_EINVAL, "cannot convert activation rows of %lld "
-		    "elements", (long long)ne);
-	}
-	a->data = a->owned;
-	a->dot_type = dt;
-	return 0;
+	return rc;
 }
 
 int
@@ -161,14 +200,19 @@ fwd_fast_matmul_act(const struct ktx_model *m, const struct ktx_wt *w, int64_t i
 int
 fwd_fast_matmul(const struct ktx_model *m, const struct ktx_wt *w, int64_t i2, int64_t row0,
     int64_t nrows, const float *x, size_t x_stride, size_t n, float *y, size_t y_stride,
-    int nthreads, struct ktx_err *err)
+    int nthreads, struct ktx_arena *arena, struct ktx_err *err)
 {
+	struct ktx_arena_mark mark;
 	struct fwd_act a;
 	int rc;
 
-	if ((rc = fwd_act_make(&a, w, x, x_stride, n, w->ne[0], err)) != 0)
+	if (arena != NULL)
+		mark = ktx_arena_mark(arena);
+	if ((rc = fwd_act_make(&a, w, x, x_stride, n, w->ne[0], arena, err)) != 0)
 		return rc;
 	rc = fwd_fast_matmul_act(m, w, i2, row0, nrows, &a, y, y_stride, nthreads, err);
 	fwd_act_free(&a);
+	if (arena != NULL)
+		ktx_arena_release(arena, mark);
 	return rc;
 }

@@ -43,9 +43,16 @@ bool fwd_fast_has(const struct ktx_wt *w);
 
 /* Converts n rows of ne floats (x[t] at x + t * xs) for weight w (its
  * type, and a residual row when w->act_residual); float32 rows already
- * packed are used in place. */
+ * packed are used in place. The rows' memory comes from arena (released
+ * with it, on the arena's thread), or from malloc when arena is NULL. */
 int fwd_act_make(struct fwd_act *a, const struct ktx_wt *w, const float *x, size_t xs, size_t n,
-    int64_t ne, struct ktx_err *err);
+    int64_t ne, struct ktx_arena *arena, struct ktx_err *err);
+/* fwd_act_make in two steps, so the memory can be taken on the arena's
+ * thread and the rows converted in a parallel region: room for n rows for
+ * w (never in place), then the conversion of x into it. */
+int fwd_act_alloc(struct fwd_act *a, const struct ktx_wt *w, size_t n, int64_t ne,
+    struct ktx_arena *arena, struct ktx_err *err);
+int fwd_act_fill(struct fwd_act *a, const float *x, size_t xs, struct ktx_err *err);
 /* True when a holds rows that w's kernel takes. */
 bool fwd_act_fits(const struct fwd_act *a, const struct ktx_wt *w);
 void fwd_act_free(struct fwd_act *a);
@@ -55,10 +62,11 @@ void fwd_act_free(struct fwd_act *a);
 int fwd_fast_matmul_act(const struct ktx_model *m, const struct ktx_wt *w, int64_t i2,
     int64_t row0, int64_t nrows, const struct fwd_act *a, float *y, size_t y_stride,
     int nthreads, struct ktx_err *err);
-/* fwd_matmul's contract on the fast kernels (w must pass fwd_fast_has). */
+/* fwd_matmul's contract on the fast kernels (w must pass fwd_fast_has),
+ * the activations converted into arena (NULL: malloc). */
 int fwd_fast_matmul(const struct ktx_model *m, const struct ktx_wt *w, int64_t i2,
     int64_t row0, int64_t nrows, const float *x, size_t x_stride, size_t n, float *y,
-    size_t y_stride, int nthreads, struct ktx_err *err);
+    size_t y_stride, int nthreads, struct ktx_arena *arena, struct ktx_err *err);
 
 /* True when every FFN weight of block il has a fast kernel. */
 bool fwd_fast_ffn_has(const struct ktx_model *m, uint32_t il);

@@ -20,7 +20,6 @@
  */
 #include "engine/forward_fast.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/ref/ops.h"
@@ -57,46 +56,32 @@ mlp_fast(const struct ktx_wt *gate, const struct ktx_wt *up, const struct ktx_wt
 	return fwd_fast_has(gate) && fwd_fast_has(up) && fwd_fast_has(down);
 }
 
-static void
-job_free(struct ffn_job *j)
-{
-	fwd_act_free(&j->xa);
-	fwd_act_free(&j->ua);
-	fwd_act_free(&j->ga);
-	free(j->g);
-	free(j->u);
-	free(j->y);
-}
-
 /*
- * Sets up job j for the n rows of xa (moved into the job); x (float rows,
- * stride xs) is converted again only when up takes another dot type.
+ * Sets up job j for the n rows of xa, with ua the rows for up when up
+ * takes another conversion (else ua->dot_type is -1). Everything a job
+ * holds is in the model's arena.
  */
 static int
 job_init(struct ffn_job *j, const struct ktx_model *m, const struct ktx_wt *gate,
     const struct ktx_wt *up, const struct ktx_wt *down, int64_t i2, size_t nff,
-    struct fwd_act *xa, const float *x, size_t xs, struct ktx_err *err)
+    const struct fwd_act *xa, const struct fwd_act *ua, struct ktx_err *err)
 {
 	size_t n = xa->n;
-	int rc;
 
 	memset(j, 0, sizeof(*j));
-	j->ua.dot_type = j->ga.dot_type = -1;
+	j->ga.dot_type = -1;
 	j->gate = gate;
 	j->up = up;
 	j->down = down;
 	j->i2 = i2;
 	j->nff = nff;
 	j->xa = *xa;
-	xa->owned = NULL;
-	j->g = malloc(n * nff * sizeof(float));
-	j->u = malloc(n * nff * sizeof(float));
-	j->y = malloc(n * m->hp.n_embd * sizeof(float));
+	j->ua = *ua;
+	j->g = ktx_arena_array(m->scratch, n * nff, sizeof(float));
+	j->u = ktx_arena_array(m->scratch, n * nff, sizeof(float));
+	j->y = ktx_arena_array(m->scratch, n * m->hp.n_embd, sizeof(float));
 	if (j->g == NULL || j->u == NULL || j->y == NULL)
 		return ktx_err_set(err, KTX_ENOMEM, "out of memory for an FFN of %zu tokens", n);
-	if (!fwd_act_fits(&j->xa, up) &&
-	    (rc = fwd_act_make(&j->ua, up, x, xs, n, up->ne[0], err)) != 0)
-		return rc;
 	return 0;
 }
 
@@ -165,7 +150,8 @@ down_task(const struct ktx_model *m, struct ffn_job *j, int64_t r0, int64_t r1,
 static void
 run_phase(struct ffn_batch *b, bool down)
 {
-	size_t *first = malloc((b->njobs + 1) * sizeof(size_t)), ntask;
+	struct ktx_arena_mark mark = ktx_arena_mark(b->m->scratch);
+	size_t *first = ktx_arena_array(b->m->scratch, b->njobs + 1, sizeof(size_t)), ntask;
 	double work = 0;
 
 	if (first == NULL) {
@@ -205,10 +191,11 @@ run_phase(struct ffn_batch *b, bool down)
 		if (rc != 0)
 			batch_fail(b, rc, &e);
 	}
-	free(first);
+	ktx_arena_release(b->m->scratch, mark);
 }
 
-/* Converts job j's hidden rows for its down matrix. */
+/* Converts job j's hidden rows (room taken by batch_run) for its down
+ * matrix. */
 static void
 convert_hidden(struct ffn_batch *b, size_t j)
 {
@@ -216,8 +203,7 @@ convert_hidden(struct ffn_batch *b, size_t j)
 	struct ktx_err e;
 	int rc;
 
-	rc = fwd_act_make(&jb->ga, jb->down, jb->g, jb->nff, jb->xa.n, (int64_t)jb->nff, &e);
-	if (rc != 0)
+	if ((rc = fwd_act_fill(&jb->ga, jb->g, jb->nff, &e)) != 0)
 		batch_fail(b, rc, &e);
 }
 
@@ -225,8 +211,17 @@ convert_hidden(struct ffn_batch *b, size_t j)
 static int
 batch_run(struct ffn_batch *b)
 {
+	int rc;
+
 	b->rc = 0;
 	run_phase(b, false);
+	for (size_t j = 0; j < b->njobs && b->rc == 0; j++) {
+		struct ffn_job *jb = &b->jobs[j];
+
+		if ((rc = fwd_act_alloc(&jb->ga, jb->down, jb->xa.n, (int64_t)jb->nff,
+		    b->m->scratch, b->err)) != 0)
+			b->rc = rc;
+	}
 	/* One job (a dense FFN) converts its rows over all threads itself;
 	 * several convert in parallel, one job per thread. */
 	if (b->rc == 0 && b->njobs == 1)
@@ -248,16 +243,15 @@ dense_job(struct ffn_job *j, const struct ktx_model *m, const struct ktx_wt *gat
     struct ktx_err *err)
 {
 	size_t e = m->hp.n_embd;
-	struct fwd_act xa;
+	struct fwd_act xa, ua;
 	int rc;
 
-	memset(j, 0, sizeof(*j));
-	j->xa.dot_type = j->ua.dot_type = j->ga.dot_type = -1;
-	if ((rc = fwd_act_make(&xa, gate, h, e, n, (int64_t)e, err)) != 0)
+	ua.dot_type = -1;
+	if ((rc = fwd_act_make(&xa, gate, h, e, n, (int64_t)e, m->scratch, err)) != 0 ||
+	    (!fwd_act_fits(&xa, up) &&
+	    (rc = fwd_act_make(&ua, up, h, e, n, (int64_t)e, m->scratch, err)) != 0))
 		return rc;
-	rc = job_init(j, m, gate, up, down, 0, nff, &xa, h, e, err);
-	fwd_act_free(&xa);
-	return rc;
+	return job_init(j, m, gate, up, down, 0, nff, &xa, &ua, err);
 }
 
 /* A dense block's FFN. */
@@ -265,6 +259,7 @@ static int
 dense(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const float *h,
     float *out, struct ktx_err *err)
 {
+	struct ktx_arena_mark mark = ktx_arena_mark(m->scratch);
 	struct ffn_job j;
 	struct ffn_batch b = { m, &j, 1, 0, err };
 	int rc;
@@ -272,7 +267,7 @@ dense(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const floa
 	if ((rc = dense_job(&j, m, &L->ffn_gate, &L->ffn_up, &L->ffn_down, m->hp.n_ff, h, n,
 	    err)) == 0 && (rc = batch_run(&b)) == 0)
 		memcpy(out, j.y, n * m->hp.n_embd * sizeof(float));
-	job_free(&j);
+	ktx_arena_release(m->scratch, mark);
 	return rc;
 }
 
@@ -283,8 +278,10 @@ route(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const floa
 {
 	const struct ktx_hparams *hp = &m->hp;
 	size_t ne = hp->n_expert, nu = m->n_expert_used;
-	float *router = malloc(n * ne * sizeof(float)), *scratch = malloc(3 * ne * sizeof(float));
-	uint32_t *iscratch = malloc(ne * sizeof(uint32_t));
+	struct ktx_arena_mark mark = ktx_arena_mark(m->scratch);
+	float *router = ktx_arena_array(m->scratch, n * ne, sizeof(float));
+	float *scratch = ktx_arena_array(m->scratch, 3 * ne, sizeof(float));
+	uint32_t *iscratch = ktx_arena_array(m->scratch, ne, sizeof(uint32_t));
 	int rc = 0;
 
 	if (router == NULL || scratch == NULL || iscratch == NULL)
@@ -294,10 +291,29 @@ route(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const floa
 		for (size_t t = 0; t < n; t++)
 			fwd_route(hp, (uint32_t)nu, router + t * ne, L->exp_probs_b, sel + t * nu,
 			    wts + t * nu, scratch, iscratch);
-	free(router);
-	free(scratch);
-	free(iscratch);
+	ktx_arena_release(m->scratch, mark);
 	return rc;
+}
+
+/* The rows of the c tokens tok[0..c) of all (converted for the whole
+ * batch), gathered into the arena; an empty all gives an empty set. */
+static int
+act_gather(struct fwd_act *out, const struct fwd_act *all, const uint32_t *tok, uint32_t c,
+    struct ktx_arena *arena, struct ktx_err *err)
+{
+	size_t rb = all->row_bytes * (size_t)all->nsub;
+	uint8_t *p;
+
+	*out = *all;
+	if (all->dot_type < 0)
+		return 0;
+	out->n = c;
+	if ((p = ktx_arena_array(arena, c, rb)) == NULL)
+		return ktx_err_set(err, KTX_ENOMEM, "out of memory for the rows of %u tokens", c);
+	for (uint32_t k = 0; k < c; k++)
+		memcpy(p + (size_t)k * rb, all->data + (size_t)tok[k] * rb, rb);
+	out->data = p;
+	return 0;
 }
 
 /* The routed experts plus the shared ones (MoE.forward: y + shared(x)). */
@@ -306,30 +322,36 @@ moe(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const float 
     struct ktx_err *err)
 {
 	const struct ktx_hparams *hp = &m->hp;
+	struct ktx_arena *ar = m->scratch;
+	struct ktx_arena_mark mark = ktx_arena_mark(ar);
 	size_t e = hp->n_embd, ne = hp->n_expert, nu = m->n_expert_used, nff = hp->n_ff_exp;
-	uint32_t *sel = malloc(n * nu * sizeof(uint32_t)), *tok = malloc(n * nu * sizeof(uint32_t));
-	uint32_t *start = calloc(ne + 1, sizeof(uint32_t));
-	float *wts = malloc(n * nu * sizeof(float)), *wsel = malloc(n * nu * sizeof(float));
-	double *acc = calloc(n * e, sizeof(double));
-	struct ffn_job *jobs = calloc(ne + 1, sizeof(*jobs));
+	uint32_t *sel = ktx_arena_array(ar, n * nu, sizeof(uint32_t));
+	uint32_t *tok = ktx_arena_array(ar, n * nu, sizeof(uint32_t));
+	uint32_t *start = ktx_arena_array(ar, ne + 1, sizeof(uint32_t));
+	float *wts = ktx_arena_array(ar, n * nu, sizeof(float));
+	float *wsel = ktx_arena_array(ar, n * nu, sizeof(float));
+	double *acc = ktx_arena_array(ar, n * e, sizeof(double));
+	struct ffn_job *jobs = ktx_arena_array(ar, ne + 1, sizeof(*jobs));
 	struct ffn_batch b = { m, jobs, 0, 0, err };
-	struct fwd_act ha;
-	size_t rb, i, njobs_routed;
-	bool up_fits;
+	struct fwd_act ha, hu;
+	size_t i, njobs_routed;
 	int rc;
 
-	ha.owned = NULL;
 	if (!sel || !start || !tok || !wts || !wsel || !acc || !jobs) {
 		rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for the experts of %zu tokens", n);
 		goto out;
 	}
+	memset(start, 0, (ne + 1) * sizeof(uint32_t));
+	memset(acc, 0, n * e * sizeof(double));
 	if ((rc = route(m, L, n, h, sel, wts, err)) != 0)
 		goto out;
-	/* The block's input, converted once for every expert. */
-	if ((rc = fwd_act_make(&ha, &L->gate_exps, h, e, n, (int64_t)e, err)) != 0)
+	/* The block's input, converted once for every expert (twice when up
+	 * takes another dot type than gate). */
+	hu.dot_type = -1;
+	if ((rc = fwd_act_make(&ha, &L->gate_exps, h, e, n, (int64_t)e, ar, err)) != 0 ||
+	    (!fwd_act_fits(&ha, &L->up_exps) &&
+	    (rc = fwd_act_make(&hu, &L->up_exps, h, e, n, (int64_t)e, ar, err)) != 0))
 		goto out;
-	rb = ha.row_bytes * (size_t)ha.nsub;
-	up_fits = fwd_act_fits(&ha, &L->up_exps);
 	/* Tokens grouped by expert, in expert id order and token order within
 	 * (a counting sort): expert x's tokens and weights are at tok/wsel
 	 * [start[x], start[x + 1]). */
@@ -348,35 +370,15 @@ moe(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const float 
 	start[0] = 0;
 	for (uint32_t x = 0; x < ne; x++) {
 		uint32_t base = start[x], c = start[x + 1] - base;
-		struct fwd_act xa = ha;
-		float *xf = NULL;
+		struct fwd_act xa, ua;
 
 		if (c == 0)
 			continue;
-		/* The chosen tokens' converted rows (and float rows for an up
-		 * matrix of another dot type). */
-		xa.n = c;
-		xa.owned = malloc(c * rb + 1);
-		if (!up_fits)
-			xf = malloc(c * e * sizeof(float));
-		if (xa.owned == NULL || (!up_fits && xf == NULL)) {
-			free(xa.owned);
-			free(xf);
-			rc = ktx_err_set(err, KTX_ENOMEM, "out of memory for expert %u", x);
-			goto out;
-		}
-		for (uint32_t k = 0; k < c; k++) {
-			memcpy(xa.owned + (size_t)k * rb, ha.data + (size_t)tok[base + k] * rb, rb);
-			if (xf != NULL)
-				memcpy(xf + (size_t)k * e, h + (size_t)tok[base + k] * e,
-				    e * sizeof(float));
-		}
-		xa.data = xa.owned;
-		rc = job_init(&jobs[b.njobs++], m, &L->gate_exps, &L->up_exps, &L->down_exps, x,
-		    nff, &xa, xf, e, err);
-		free(xf);
-		fwd_act_free(&xa);
-		if (rc != 0)
+		/* The chosen tokens' converted rows. */
+		if ((rc = act_gather(&xa, &ha, tok + base, c, ar, err)) != 0 ||
+		    (rc = act_gather(&ua, &hu, tok + base, c, ar, err)) != 0 ||
+		    (rc = job_init(&jobs[b.njobs++], m, &L->gate_exps, &L->up_exps,
+		    &L->down_exps, x, nff, &xa, &ua, err)) != 0)
 			goto out;
 	}
 	njobs_routed = b.njobs;
@@ -404,16 +406,7 @@ moe(const struct ktx_model *m, const struct ktx_layer *L, size_t n, const float 
 			out[i] = (float)acc[i];
 	}
 out:
-	fwd_act_free(&ha);
-	for (size_t j = 0; jobs != NULL && j < b.njobs; j++)
-		job_free(&jobs[j]);
-	free(jobs);
-	free(sel);
-	free(start);
-	free(tok);
-	free(wts);
-	free(wsel);
-	free(acc);
+	ktx_arena_release(ar, mark);
 	return rc;
 }
 

@@ -83,7 +83,7 @@ fwd_matmul(const struct ktx_model *m, const struct ktx_wt *w, int64_t i2, int64_
 
 	if (m->compute == KTX_PATH_FAST && fwd_fast_has(w))
 		return fwd_fast_matmul(m, w, i2, row0, nrows, x, x_stride, n, y, y_stride, nt,
-		    err);
+		    m->scratch, err);
 	if (nt == 1) {
 		float *buf = malloc((size_t)w->ne[0] * sizeof(float));
 

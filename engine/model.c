@@ -720,8 +720,10 @@ ktx_model_load(const struct ktx_model_params *p, struct ktx_model **out, struct 
 	if (p == NULL || p->path == NULL)
 		return ktx_err_set(err, KTX_EINVAL, "no model path given");
 	m = calloc(1, sizeof(*m));
-	if (m == NULL)
+	if (m == NULL || (m->scratch = ktx_arena_new()) == NULL) {
+		free(m);
 		return ktx_err_set(err, KTX_ENOMEM, "out of memory");
+	}
 	progress(p, 0.0, "loading the weights");
 	if ((rc = ktx_model_file_open(p->path, p->load, &m->gguf, &m->load, err)) != 0)
 		goto fail;
@@ -763,6 +765,7 @@ ktx_model_free(struct ktx_model *m)
 	free(m->owned);
 	free(m->rope_freq);
 	free(m->name);
+	ktx_arena_free(m->scratch);
 	free(m);
 }
 

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/arena.h"
 #include "engine/err.h"
 #include "engine/ktx.h"
 #include "kernels/qtypes.h"
@@ -104,6 +105,7 @@ struct ktx_model {
 	char *name;
 	uint64_t n_params, n_bytes;
 	uint64_t n_bytes_repacked;   /* of n_bytes, in repacked groups */
+	struct ktx_arena *scratch;    /* the forward pass's buffers */
 };
 
 /* Latent KV cache and history of one conversation. */

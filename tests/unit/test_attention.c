@@ -100,6 +100,7 @@ make_model(struct ktx_model *m, struct ktx_layer *L, struct weights *w, bool low
 	m->attn = path;
 	m->compute = KTX_PATH_FAST;
 	m->cache_type = KTX_CACHE_F32;
+	m->scratch = ktx_arena_new();
 	if (low_rank_q) {
 		L->q_a = wt(w->wqa, E, QL, 1);
 		L->q_a_norm = w->qa_norm;
@@ -264,6 +265,7 @@ run_case(struct weights *w, const float (*h)[E], bool low_rank_q, bool split,
 				worst = fabs(out[t][i] - ref[i]);
 	}
 	ktx_session_free(s);
+	ktx_arena_free(m.scratch);
 	return worst;
 }
 
@@ -311,6 +313,7 @@ test_batched(struct weights *w, const float (*h)[E], enum ktx_cache_type ct)
 	    cache_name(ct));
 	ktx_session_free(a);
 	ktx_session_free(b);
+	ktx_arena_free(m.scratch);
 }
 
 /*
