@@ -42,8 +42,9 @@
 # fast 1 session (prefill, then decode), llama-bench (its prefill test, then
 # its decode test), ktx fast N sessions, llama-batched-bench N sequences, ktx
 # ref; odd rounds run llama.cpp before ktx so neither always goes first.
-# llama.cpp runs with its defaults apart from -t, one repetition (the rounds
-# are the repetitions) and no warm-up pass (ktx has none).
+# llama.cpp runs with its defaults apart from -t and one repetition (the
+# rounds are the repetitions); both engines warm up first (llama-bench's own
+# warm-up pass, ktx-run --bench's untimed prefill).
 # Prints medians [min-max] over the rounds; ratios are of the medians, with
 # the spread of the per-round ratios; the bandwidth fraction of a run is
 # weight bytes per token x tok/s over the mean of the triads around it.
@@ -165,7 +166,7 @@ ktx_one() { # mix file
 
 llama_one() { # mix file
 	[ -n "$llama" ] || return 0
-	record "llama $1" "$(llama_env "$llama" -m "$2" -p "$ptok" -n "$gtok" -r 1 --no-warmup \
+	record "llama $1" "$(llama_env "$llama" -m "$2" -p "$ptok" -n "$gtok" -r 1 \
 	    ${lmmap:+-lm none} -t "$threads" -o json 2>/dev/null | tr -d '\n')"
 	probe "$1"
 }

@@ -154,16 +154,7 @@ ktx_arena_release(struct ktx_arena *a, struct ktx_arena_mark mark)
 void
 ktx_arena_reset(struct ktx_arena *a)
 {
-	size_t total = 0;
-
 	ktx_arena_release(a, (struct ktx_arena_mark){ 0, 0 });
-	if (a->n <= 1)
-		return;
-	for (size_t i = 0; i < a->n; i++)
-		total += a->chunks[i].cap;
-	chunks_free(a);
-	/* On failure the arena is empty and grows again on demand. */
-	(void)chunk_add(a, total);
 }
 
 size_t

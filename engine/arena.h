@@ -8,11 +8,12 @@
  * and zeroes each page: a quarter of prefill time went to the kernel. The
  * arena hands the same memory out again at every call.
  *
- * Allocation is a bump in the current chunk; a function takes a mark on
- * entry and releases back to it on exit, so the buffers of nested calls
- * come and go in LIFO order. When a call needed more than one chunk, the
- * next reset replaces them by one chunk of their total size, so a steady
- * workload settles on one block that is never returned.
+ * Allocation is a bump in the current chunk, or the next one with room; a
+ * function takes a mark on entry and releases back to it on exit, so the
+ * buffers of nested calls come and go in LIFO order. Chunks are kept until
+ * the arena is freed (replacing several by one would fault fresh pages in
+ * again), and each new one at least doubles what the arena holds, so a
+ * steady workload stops growing after a few calls.
  *
  * An arena belongs to one thread at a time (the model's caller): parallel
  * regions use memory allocated before they start. Under AddressSanitizer,
@@ -45,7 +46,7 @@ void *ktx_arena_array(struct ktx_arena *a, size_t n, size_t size);
 struct ktx_arena_mark ktx_arena_mark(const struct ktx_arena *a);
 void ktx_arena_release(struct ktx_arena *a, struct ktx_arena_mark mark);
 
-/* Releases everything; memory spread over several chunks becomes one. */
+/* Releases everything (the memory stays for the next pass). */
 void ktx_arena_reset(struct ktx_arena *a);
 
 /* Bytes the arena holds. */
