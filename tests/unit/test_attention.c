@@ -448,6 +448,7 @@ out:
 	if (rc != 0)
 		tap_diag("%s", err.msg);
 	ktx_session_free(s);
+	ktx_arena_free(m.scratch);
 	return rc;
 }
 
@@ -585,6 +586,7 @@ test_grow(struct weights *w, const float (*h)[E], enum ktx_cache_type ct)
 	    cache_name(ct));
 	ktx_session_free(s[0]);
 	ktx_session_free(s[1]);
+	ktx_arena_free(m.scratch);
 }
 
 int
