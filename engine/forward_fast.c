@@ -128,11 +128,18 @@ fwd_act_fill(struct fwd_act *a, const float *x, size_t xs, struct ktx_err *err)
 	int64_t t;
 	int bad = 0;
 
-#pragma omp parallel for schedule(static) reduction(| : bad) \
-    if ((double)a->n * (double)a->ne >= ACT_PARALLEL_MIN)
-	for (t = 0; t < (int64_t)a->n; t++)
-		bad |= convert_row(a->dot_type, a->nsub, x + (size_t)t * xs,
-		    dst + (size_t)t * a->nsub * rb, rb, a->ne);
+	/* Few rows: no parallel region at all (one nested in the caller's
+	 * loop still costs libgomp a team). */
+	if ((double)a->n * (double)a->ne < ACT_PARALLEL_MIN) {
+		for (t = 0; t < (int64_t)a->n; t++)
+			bad |= convert_row(a->dot_type, a->nsub, x + (size_t)t * xs,
+			    dst + (size_t)t * a->nsub * rb, rb, a->ne);
+	} else {
+#pragma omp parallel for schedule(static) reduction(| : bad)
+		for (t = 0; t < (int64_t)a->n; t++)
+			bad |= convert_row(a->dot_type, a->nsub, x + (size_t)t * xs,
+			    dst + (size_t)t * a->nsub * rb, rb, a->ne);
+	}
 	if (bad)
 		return ktx_err_set(err, KTX_EINVAL, "cannot convert activation rows of %lld "
 		    "elements", (long long)a->ne);

@@ -266,6 +266,40 @@ block_products(const struct cpu_kernels *k, uint32_t wtype, int64_t n, int64_t n
 	}
 }
 
+/* The outputs of row block b (ROW_BLOCK rows from b * ROW_BLOCK) for all
+ * nx inputs of nsub sub-rows: ktx_cpu_matmul_sum's loop body. */
+static void
+matmul_sum_block(const struct cpu_kernels *k, uint32_t wtype, int64_t n, int64_t rows,
+    const uint8_t *wp, size_t w_stride, const uint8_t *xp, size_t x_stride, int64_t nx,
+    int nsub, int64_t chunk, float *y, size_t y_stride, int64_t b)
+{
+	int64_t r0 = b * ROW_BLOCK, nr = rows - r0 < ROW_BLOCK ? rows - r0 : ROW_BLOCK;
+	int64_t nxa = nx * nsub;
+	const uint8_t *wb = wp + (size_t)r0 * w_stride;
+	float p[SUM_CHUNK * ROW_BLOCK];
+
+	if (nsub == 1) {
+		block_products(k, wtype, n, nr, wb, w_stride, xp, x_stride, nx, y + r0, y_stride);
+		return;
+	}
+	for (int64_t t0 = 0; t0 < nxa; t0 += chunk) {
+		int64_t m = nxa - t0 < chunk ? nxa - t0 : chunk;
+
+		block_products(k, wtype, n, nr, wb, w_stride, xp + (size_t)t0 * x_stride, x_stride,
+		    m, p, ROW_BLOCK);
+		for (int64_t u = 0; u < m / nsub; u++) {
+			float *yu = y + (size_t)(t0 / nsub + u) * y_stride + (size_t)r0;
+			const float *pu = p + (size_t)(u * nsub) * ROW_BLOCK;
+
+			for (int64_t r = 0; r < nr; r++)
+				yu[r] = pu[r];
+			for (int s = 1; s < nsub; s++)
+				for (int64_t r = 0; r < nr; r++)
+					yu[r] += pu[(size_t)s * ROW_BLOCK + (size_t)r];
+		}
+	}
+}
+
 int
 ktx_cpu_matmul_sum(uint32_t wtype, int64_t n, int64_t rows, const void *w, size_t w_stride,
     const void *xq, size_t x_stride, int64_t nx, int nsub, float *y, size_t y_stride,
@@ -285,40 +319,24 @@ ktx_cpu_matmul_sum(uint32_t wtype, int64_t n, int64_t rows, const void *w, size_
 	nblocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
 	if (nthreads <= 0)
 		nthreads = omp_default_threads();
+	/* One thread, or too little work to wake others: no parallel region
+	 * at all (a nested one, from a caller's parallel loop, still costs
+	 * libgomp a team and a lock). */
+	if (nthreads == 1 || rows * n * (nxa < 4 ? 1 : nxa / 4) < PARALLEL_MIN) {
+		for (int64_t b = 0; b < nblocks; b++)
+			matmul_sum_block(k, wtype, n, rows, wp, w_stride, xp, x_stride, nx, nsub,
+			    chunk, y, y_stride, b);
+		return 0;
+	}
 	/* Each (row, activation row) product is one dot computation by one
 	 * thread (dotn and gemm give the bits dot would; chunking the
 	 * activation rows only splits the gemm's tiles), and each output adds
 	 * its sub-rows' products in order in the thread that made them, so
 	 * the result is the same for any thread count. */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) \
-    if (rows * n * (nxa < 4 ? 1 : nxa / 4) >= PARALLEL_MIN)
-	for (int64_t b = 0; b < nblocks; b++) {
-		int64_t r0 = b * ROW_BLOCK, nr = rows - r0 < ROW_BLOCK ? rows - r0 : ROW_BLOCK;
-		const uint8_t *wb = wp + (size_t)r0 * w_stride;
-		float p[SUM_CHUNK * ROW_BLOCK];
-
-		if (nsub == 1) {
-			block_products(k, wtype, n, nr, wb, w_stride, xp, x_stride, nx, y + r0,
-			    y_stride);
-			continue;
-		}
-		for (int64_t t0 = 0; t0 < nxa; t0 += chunk) {
-			int64_t m = nxa - t0 < chunk ? nxa - t0 : chunk;
-
-			block_products(k, wtype, n, nr, wb, w_stride, xp + (size_t)t0 * x_stride,
-			    x_stride, m, p, ROW_BLOCK);
-			for (int64_t u = 0; u < m / nsub; u++) {
-				float *yu = y + (size_t)(t0 / nsub + u) * y_stride + (size_t)r0;
-				const float *pu = p + (size_t)(u * nsub) * ROW_BLOCK;
-
-				for (int64_t r = 0; r < nr; r++)
-					yu[r] = pu[r];
-				for (int s = 1; s < nsub; s++)
-					for (int64_t r = 0; r < nr; r++)
-						yu[r] += pu[(size_t)s * ROW_BLOCK + (size_t)r];
-			}
-		}
-	}
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+	for (int64_t b = 0; b < nblocks; b++)
+		matmul_sum_block(k, wtype, n, rows, wp, w_stride, xp, x_stride, nx, nsub, chunk, y,
+		    y_stride, b);
 	return 0;
 }
 

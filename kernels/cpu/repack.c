@@ -128,6 +128,29 @@ rp_chunk(const struct cpu_rp_ops *ops, int64_t n, const uint8_t *grp, const uint
 	}
 }
 
+/* Task task of ktx_cpu_rp_matmul: groups [task * RP_TASK_GROUPS, ...) for
+ * every activation row. */
+static void
+rp_task(const struct cpu_rp_ops *ops, int64_t n, const uint8_t *w, size_t gb,
+    int64_t ngroups, const void *xq, size_t x_stride, int64_t nx, int nsub, float *y,
+    size_t y_stride, int64_t task)
+{
+	int64_t g1 = (task + 1) * RP_TASK_GROUPS < ngroups ? (task + 1) * RP_TASK_GROUPS :
+	    ngroups;
+	int per = CPU_RP_NX / nsub; /* output rows per gemm call */
+
+	/* Activation chunks outside, groups inside: a chunk's rows (64 KiB at
+	 * V3's width) and the task's four groups stay in L2 while the groups
+	 * are read once from memory. */
+	for (int64_t t0 = 0; t0 < nx; t0 += per) {
+		int k = nx - t0 < per ? (int)(nx - t0) : per;
+
+		for (int64_t g = task * RP_TASK_GROUPS; g < g1; g++)
+			rp_chunk(ops, n, w + (size_t)g * gb, xq, x_stride, t0, k, nsub,
+			    y + g * KTX_CPU_RP_ROWS, y_stride);
+	}
+}
+
 int
 ktx_cpu_rp_matmul(uint32_t wtype, int64_t n, int64_t rows, const void *w,
     const void *xq, size_t x_stride, int64_t nx, int nsub, float *y, size_t y_stride,
@@ -136,7 +159,6 @@ ktx_cpu_rp_matmul(uint32_t wtype, int64_t n, int64_t rows, const void *w,
 	const struct cpu_rp_ops *ops;
 	int64_t ngroups, ntasks;
 	size_t rb, gb;
-	int per;
 
 	if ((ops = rp_ops_for(wtype, n, &rb)) == NULL || rows < 0 ||
 	    rows % KTX_CPU_RP_ROWS != 0 || nx < 0 || nsub < 1 || nsub > CPU_RP_NX)
@@ -144,27 +166,18 @@ ktx_cpu_rp_matmul(uint32_t wtype, int64_t n, int64_t rows, const void *w,
 	gb = rb * KTX_CPU_RP_ROWS;
 	ngroups = rows / KTX_CPU_RP_ROWS;
 	ntasks = (ngroups + RP_TASK_GROUPS - 1) / RP_TASK_GROUPS;
-	per = CPU_RP_NX / nsub; /* output rows per gemm call */
 #ifdef _OPENMP
 	if (nthreads <= 0)
 		nthreads = omp_get_max_threads();
 #endif
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) \
-    if (ntasks > 1 && rows * n * (nx < 4 ? 1 : nx / 4) >= RP_PARALLEL_MIN)
-	for (int64_t task = 0; task < ntasks; task++) {
-		int64_t g1 = (task + 1) * RP_TASK_GROUPS < ngroups ? (task + 1) * RP_TASK_GROUPS :
-		    ngroups;
-
-		/* Activation chunks outside, groups inside: a chunk's rows (64 KiB
-		 * at V3's width) and the task's four groups stay in L2 while the
-		 * groups are read once from memory. */
-		for (int64_t t0 = 0; t0 < nx; t0 += per) {
-			int k = nx - t0 < per ? (int)(nx - t0) : per;
-
-			for (int64_t g = task * RP_TASK_GROUPS; g < g1; g++)
-				rp_chunk(ops, n, (const uint8_t *)w + (size_t)g * gb, xq, x_stride,
-				    t0, k, nsub, y + g * KTX_CPU_RP_ROWS, y_stride);
-		}
+	/* One thread or little work: no parallel region (see cpu.c). */
+	if (nthreads <= 1 || ntasks <= 1 || rows * n * (nx < 4 ? 1 : nx / 4) < RP_PARALLEL_MIN) {
+		for (int64_t task = 0; task < ntasks; task++)
+			rp_task(ops, n, w, gb, ngroups, xq, x_stride, nx, nsub, y, y_stride, task);
+		return 0;
 	}
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+	for (int64_t task = 0; task < ntasks; task++)
+		rp_task(ops, n, w, gb, ngroups, xq, x_stride, nx, nsub, y, y_stride, task);
 	return 0;
 }
