@@ -48,9 +48,15 @@ try:
     done = [s for s in stamps if s[1].get("ev") == "done"]
     t.ok(len(tokens) >= 10 and done and done[0][1]["gen_tokens"] == 24,
          "--json ask: token events, then done with 24 tokens", stamps[-3:])
-    t.ok(tokens and done and done[0][0] - tokens[0][0] > 0.02,
-         "the first token arrives before the answer is finished (%.3f s earlier)"
-         % ((done[0][0] - tokens[0][0]) if tokens and done else -1))
+    # Streamed, the tokens reach the client spread over the time the daemon
+    # took to generate them (its own decode rate says how long: relative, so
+    # any machine speed passes); buffered, they would all arrive at once.
+    spread = (done[0][0] - tokens[0][0]) if tokens and done else -1
+    rate = done[0][1].get("decode_tps", 0) if done else 0
+    gen_time = (len(tokens) - 1) / rate if rate > 0 else float("inf")
+    t.ok(spread >= 0.5 * gen_time,
+         "the tokens arrive as they are made: %.4f s from the first token to the end, "
+         "generating the rest took the daemon %.4f s" % (spread, gen_time))
 
     # Multi-turn memory.
     first = events(ktxctl(d.socket, "--json", "ask", "--conversation", "memo", "-n", "8",
