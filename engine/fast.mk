@@ -4,8 +4,8 @@
 libktxengine_a_SOURCES += engine/forward_fast.h engine/forward_fast.c \
 	engine/forward_fast_moe.c
 
-TESTS += tests/oracle/test_kl.py
-EXTRA_DIST += tests/oracle/test_kl.py bench/run-bench.sh bench/triad.c bench/dot_peak.c \
+TESTS += tests/oracle/test_kl.py tests/unit/test_repack_model.py
+EXTRA_DIST += tests/oracle/test_kl.py tests/unit/test_repack_model.py bench/run-bench.sh bench/triad.c bench/dot_peak.c \
 	bench/README.md
 
 check_PROGRAMS += tests/unit/test_batch_fast

@@ -6,9 +6,10 @@
  * Only matrices the fast path reads whole rows of through
  * fwd_fast_matmul_act, in row ranges that are multiples of
  * KTX_CPU_RP_ROWS, are candidates: the FFNs and experts, the attention
- * projections computed for every head at once, and the output head. The
- * latent cache's k_b / v_b / kv_b are sliced per head and the embeddings
- * are read by row, so they keep the file's layout.
+ * projections computed for every head at once, attn_v_b (one matrix of
+ * v_head rows per head, read whole by both attention paths), and the
+ * output head. k_b and kv_b are also read transposed, by dequantizing
+ * their rows, and the embeddings by row, so they keep the file's layout.
  */
 #include "engine/model.h"
 
@@ -28,7 +29,7 @@ repackable(const struct ktx_wt *w)
 }
 
 /* Candidate matrices per layer (the array in candidates()). */
-#define LAYER_CANDIDATES 14
+#define LAYER_CANDIDATES 15
 
 /* Collects the candidates of m into list (room for LAYER_CANDIDATES per
  * layer and the head); returns how many. */
@@ -40,7 +41,7 @@ candidates(struct ktx_model *m, struct ktx_wt **list)
 	for (uint32_t il = 0; il < m->hp.n_layer; il++) {
 		struct ktx_layer *L = &m->layers[il];
 		struct ktx_wt *w[LAYER_CANDIDATES] = { &L->q, &L->q_a, &L->q_b, &L->kv_a,
-			&L->attn_out, &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->gate_exps,
+			&L->v_b, &L->attn_out, &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->gate_exps,
 			&L->up_exps, &L->down_exps, &L->gate_shexp, &L->up_shexp, &L->down_shexp };
 
 		for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
