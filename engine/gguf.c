@@ -600,16 +600,17 @@ open_regular(const char *path, int *fd, uint64_t *size, struct ktx_err *err)
 	return rc;
 }
 
-/* Reads size bytes of fd into dst, in pieces (read() returns at most
- * about 2 GiB at once). */
-static int
-read_whole(int fd, uint8_t *dst, uint64_t size, const char *path, struct ktx_err *err)
-{
-	uint64_t off = 0;
+/* Bytes one read() call asks for (it returns at most about 2 GiB), and
+ * the piece each thread takes at a time. */
+#define READ_PIECE ((uint64_t)1 << 28)
 
-	while (off < size) {
-		size_t want = size - off < (1u << 30) ? (size_t)(size - off) : (1u << 30);
-		ssize_t got = pread(fd, dst + off, want, (off_t)off);
+/* Reads bytes [off, end) of fd into dst + off. */
+static int
+read_range(int fd, uint8_t *dst, uint64_t off, uint64_t end, const char *path,
+    struct ktx_err *err)
+{
+	while (off < end) {
+		ssize_t got = pread(fd, dst + off, (size_t)(end - off), (off_t)off);
 
 		if (got < 0 && errno == EINTR)
 			continue;
@@ -619,10 +620,43 @@ read_whole(int fd, uint8_t *dst, uint64_t size, const char *path, struct ktx_err
 		if (got == 0)
 			return ktx_err_set(err, KTX_EIO,
 			    "%s: shrank while being read (%" PRIu64 " of %" PRIu64 " bytes)", path,
-			    off, size);
+			    off, end);
 		off += (uint64_t)got;
 	}
 	return 0;
+}
+
+/*
+ * Reads size bytes of fd into dst, pieces spread over OpenMP's threads:
+ * filling fresh anonymous memory is mostly the kernel zeroing its pages
+ * and copying into them, work of the reading thread, so more threads load
+ * a large model faster. The first error is kept.
+ */
+static int
+read_whole(int fd, uint8_t *dst, uint64_t size, const char *path, struct ktx_err *err)
+{
+	int64_t npieces = (int64_t)((size + READ_PIECE - 1) / READ_PIECE);
+	int rc = 0;
+
+#pragma omp parallel for schedule(dynamic, 1) if (npieces > 1)
+	for (int64_t k = 0; k < npieces; k++) {
+		uint64_t off = (uint64_t)k * READ_PIECE;
+		uint64_t end = size - off < READ_PIECE ? size : off + READ_PIECE;
+		struct ktx_err e;
+		int rc2;
+
+		if ((rc2 = read_range(fd, dst, off, end, path, &e)) != 0) {
+#pragma omp critical(ktx_read_err)
+			{
+				if (rc == 0) {
+					rc = rc2;
+					if (err != NULL)
+						*err = e;
+				}
+			}
+		}
+	}
+	return rc;
 }
 
 /* Wraps a validated image of size bytes at base (unmapped at close). */
