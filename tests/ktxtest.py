@@ -17,6 +17,16 @@ def program(name):
     return os.path.join(BUILDDIR, name)
 
 
+def repack_level():
+    """True when ktx repacks weights here: the CPU has AVX-512 F/BW/VL and
+    VNNI and KTX_CPU does not lower the level below it."""
+    if os.environ.get("KTX_CPU") in ("generic", "avx2"):
+        return False
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    return all(f in flags for f in (" avx512f", " avx512bw", " avx512vl", " avx512_vnni"))
+
+
 class Tap:
     """Prints TAP lines; done() prints the plan and returns the exit status."""
 

@@ -16,15 +16,7 @@ import os
 import sys
 import tempfile
 
-from ktxtest import ORACLE, Tap, ktx_logits, ktx_run
-
-
-def avx512():
-    if os.environ.get("KTX_CPU") in ("generic", "avx2"):
-        return False
-    with open("/proc/cpuinfo") as f:
-        flags = f.read()
-    return all(f in flags for f in (" avx512f", " avx512bw", " avx512vl", " avx512_vnni"))
+from ktxtest import ORACLE, Tap, ktx_logits, ktx_run, repack_level
 
 
 def main():
@@ -67,7 +59,7 @@ def main():
         rp[mode + "".join(extra)] = js.get("repacked_bytes", -1)
     tap.ok(rp["mmap"] == 0 and rp["read--no-repack"] == 0,
            "nothing is repacked when mapped or with --no-repack (%s)" % rp)
-    tap.ok(rp["read"] > 0 or not avx512(),
+    tap.ok(rp["read"] > 0 or not repack_level(),
            "read weights are repacked on this CPU (%s bytes)" % rp["read"])
     r = ktx_run(["-m", gguf, "--tokens", ids, "--greedy", "1", "--load", "ram"])
     tap.ok(r.returncode == 2 and b"--load" in r.stderr, "--load ram is a usage error",
