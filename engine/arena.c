@@ -93,7 +93,7 @@ chunk_add(struct ktx_arena *a, size_t bytes)
 void *
 ktx_arena_alloc(struct ktx_arena *a, size_t bytes)
 {
-	size_t need, held = 0, i;
+	size_t need, i;
 	uint8_t *p;
 
 	if (bytes > SIZE_MAX / 2)
@@ -105,15 +105,14 @@ ktx_arena_alloc(struct ktx_arena *a, size_t bytes)
 	}
 	if (i == a->n) {
 		/* Each new chunk at least doubles what the arena holds. */
-		for (size_t k = 0; k < a->n; k++)
-			held += a->chunks[k].cap;
-		if (need < held)
-			need = held;
-		if (need < ARENA_MIN_CHUNK)
-			need = ARENA_MIN_CHUNK;
-		if ((i = chunk_add(a, need)) == a->n)
+		size_t cap = ktx_arena_size(a);
+
+		if (cap < need)
+			cap = need;
+		if (cap < ARENA_MIN_CHUNK)
+			cap = ARENA_MIN_CHUNK;
+		if ((i = chunk_add(a, cap)) == a->n)
 			return NULL;
-		need = (bytes + ARENA_RED + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
 	}
 	a->cur = i;
 	p = a->chunks[i].base + a->chunks[i].used;

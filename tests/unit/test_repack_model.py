@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 
-from ktxtest import Tap, ktx_run, program, repack_level, run
+from ktxtest import Tap, ktx_logits, ktx_run, program, repack_level, run
 
 MEAN_KL_REF = 1e-6
 MEAN_KL_LAYOUT = 1e-7
@@ -82,10 +82,13 @@ def main():
         # The file's layout is another load of the model (--no-repack), so
         # its logits go through a file.
         out = os.path.join(tmp, "l.f32")
-        a = ktx_run(["-m", model, "--tokens", ids, "--logits", out])
-        la = open(out, "rb").read() if a.returncode == 0 else b""
+        la = ktx_logits(model, ids, out, [])
+        # This file stays for --kl-reference below.
         b = ktx_run(["-m", model, "--tokens", ids, "--logits", out, "--no-repack"])
-        lb = open(out, "rb").read() if b.returncode == 0 else b""
+        lb = b""
+        if b.returncode == 0:
+            with open(out, "rb") as f:
+                lb = f.read()
         t.ok(len(la) == len(lb) == 48 * 512 * 4 and la != lb,
              "repacked and file-layout fast paths give logits, not the same bits "
              "(another summation order)")
